@@ -1,0 +1,118 @@
+"""The core's parameters: one frozen object, validated once, imported by everything that needs a size.
+
+Nothing else in the project writes down an array size or an SRAM depth: the RTL, the golden
+model, the compiler and the testbenches all take a :class:`CoreConfig`.
+"""
+
+from dataclasses import asdict, dataclass, fields
+
+__all__ = ["CoreConfig", "ConfigError"]
+
+# Widths of the instruction fields that hold addresses and counts (see rtl/isa.py). They bound
+# the depths a configuration may ask for, so they live here, next to the checks that use them.
+ADDR_FIELD_BITS = 14
+COUNT_FIELD_BITS = 12
+QADDR_FIELD_BITS = 12
+GROUP_FIELD_BITS = 4
+MAX_LANES = 64
+
+
+class ConfigError(ValueError):
+    """A configuration the core cannot be built with. The message is one line, for users."""
+
+
+@dataclass(frozen=True)
+class CoreConfig:
+    """Parameters of one Lockstep core.
+
+    Parameters
+    ----------
+    rows : int
+        R, the array's rows: how many int8 activations (K values) enter per cycle. The
+        activation SRAM is R lanes wide.
+    cols : int
+        C, the array's columns: how many output channels (N values) are computed in parallel.
+        The weight SRAM is C lanes of int8 wide, the accumulator SRAM C lanes of int32.
+    act_depth, wgt_depth, acc_depth : int
+        Rows of the activation, weight and accumulator SRAMs.
+    qparam_depth : int
+        Rows of the requantisation parameter SRAM; each row holds bias, multiplier and shift
+        for C output channels.
+    prog_depth : int
+        Instructions (64-bit words) the program SRAM holds.
+    """
+
+    rows: int = 8
+    cols: int = 8
+    act_depth: int = 1024
+    wgt_depth: int = 1024
+    acc_depth: int = 512
+    qparam_depth: int = 64
+    prog_depth: int = 512
+
+    def __post_init__(self):
+        for f in fields(self):
+            value = getattr(self, f.name)
+            if not isinstance(value, int) or isinstance(value, bool):
+                raise ConfigError(f"{f.name} must be an integer, not {value!r}")
+        for name in ("rows", "cols"):
+            value = getattr(self, name)
+            if not 1 <= value <= MAX_LANES:
+                raise ConfigError(f"{name} must be between 1 and {MAX_LANES}, not {value}")
+        big, small = max(self.rows, self.cols), min(self.rows, self.cols)
+        if big % small:
+            raise ConfigError(
+                f"rows and cols must divide one another (got {self.rows} x {self.cols}): "
+                "a layer's output columns are re-read as the next layer's input rows")
+        if big // small > 2 ** GROUP_FIELD_BITS:
+            raise ConfigError(
+                f"rows/cols ratio may be at most {2 ** GROUP_FIELD_BITS}, "
+                f"not {big // small} ({self.rows} x {self.cols})")
+        limits = {
+            "act_depth": 2 ** ADDR_FIELD_BITS,
+            "wgt_depth": 2 ** ADDR_FIELD_BITS,
+            "acc_depth": 2 ** ADDR_FIELD_BITS,
+            "qparam_depth": 2 ** QADDR_FIELD_BITS,
+            "prog_depth": 2 ** 15,
+        }
+        for name, limit in limits.items():
+            value = getattr(self, name)
+            if not 1 <= value <= limit:
+                raise ConfigError(f"{name} must be between 1 and {limit}, not {value}")
+        if self.wgt_depth < self.rows:
+            raise ConfigError(
+                f"wgt_depth ({self.wgt_depth}) must hold at least one weight tile "
+                f"({self.rows} rows)")
+
+    # -- derived sizes -----------------------------------------------------------------------
+
+    @property
+    def lanes(self):
+        """Lanes the vector unit processes per cycle: min(rows, cols)."""
+        return min(self.rows, self.cols)
+
+    @property
+    def groups(self):
+        """Lane groups of a VEC instruction: max(rows, cols) // min(rows, cols)."""
+        return max(self.rows, self.cols) // self.lanes
+
+    @property
+    def macs_per_cycle(self):
+        return self.rows * self.cols
+
+    def to_dict(self):
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, data):
+        known = {f.name for f in fields(cls)}
+        unknown = sorted(set(data) - known)
+        if unknown:
+            raise ConfigError(f"unknown core parameter(s): {', '.join(unknown)}")
+        return cls(**data)
+
+    @property
+    def name(self):
+        """A short name that identifies the configuration, e.g. for build caches."""
+        return (f"r{self.rows}c{self.cols}_a{self.act_depth}_w{self.wgt_depth}"
+                f"_c{self.acc_depth}_q{self.qparam_depth}_p{self.prog_depth}")

@@ -1,0 +1,85 @@
+"""The weight loader: copies one R x C weight tile from weight SRAM into the array's shadows."""
+
+from amaranth import Module, Mux, Signal, unsigned
+from amaranth.lib import data, stream, wiring
+from amaranth.lib.wiring import In, Out
+
+from .config import ADDR_FIELD_BITS
+
+__all__ = ["WeightLoader", "shadow_write_signature"]
+
+
+def shadow_write_signature(rows, cols):
+    """The array's shadow-weight write stream: row ``sel`` of the shadows takes ``row``."""
+    from amaranth import signed
+    return stream.Signature(data.StructLayout({
+        "row": data.ArrayLayout(signed(8), cols),
+        "sel": unsigned(max(1, (rows - 1).bit_length())),
+    }), always_ready=True)
+
+
+class WeightLoader(wiring.Component):
+    """Streams weight SRAM rows ``addr .. addr+R-1`` into shadow rows ``0 .. R-1``.
+
+    Members
+    -------
+    start : In(stream.Signature(unsigned(14), always_ready=True))
+        A load of the tile at weight SRAM row ``payload``. Loads may start every R cycles.
+    rd_addr : Out(unsigned(14))
+        Address for the weight SRAM's synchronous read port (data one cycle later).
+    rd_data : In(unsigned(8 * C))
+        That read port's data.
+    w : Out(shadow_write_signature(R, C))
+        Shadow writes for the array.
+
+    Timing: a start in cycle s writes shadow row j at the end of cycle s + C + j (j < R). The
+    wait of C cycles lets the previous tile's swap reach the array's last column before its
+    shadows are overwritten; see docs/architecture.md ("weight double-buffering").
+    """
+
+    def __init__(self, cfg):
+        self.cfg = cfg
+        super().__init__({
+            "start": In(stream.Signature(unsigned(ADDR_FIELD_BITS), always_ready=True)),
+            "rd_addr": Out(unsigned(ADDR_FIELD_BITS)),
+            "rd_data": In(unsigned(8 * cfg.cols)),
+            "w": Out(shadow_write_signature(cfg.rows, cfg.cols)),
+        })
+
+    def elaborate(self, platform):
+        m = Module()
+        rows, cols = self.cfg.rows, self.cfg.cols
+
+        # Delay the start by C - 1 cycles; the read port adds the last one.
+        valid, addr = self.start.valid, self.start.payload
+        for stage in range(cols - 1):
+            next_valid = Signal(name=f"delay{stage}_valid")
+            next_addr = Signal.like(addr, name=f"delay{stage}_addr")
+            m.d.sync += [next_valid.eq(valid), next_addr.eq(addr)]
+            valid, addr = next_valid, next_addr
+
+        active = Signal()
+        base = Signal(ADDR_FIELD_BITS)
+        row = Signal(range(max(2, rows)))
+        with m.If(valid):
+            # A new tile; loads are spaced at least R cycles apart, so the previous one is done.
+            m.d.comb += self.rd_addr.eq(addr)
+            m.d.sync += [base.eq(addr), row.eq(1), active.eq(rows > 1)]
+        with m.Elif(active):
+            m.d.comb += self.rd_addr.eq(base + row)
+            m.d.sync += row.eq(row + 1)
+            with m.If(row == rows - 1):
+                m.d.sync += active.eq(0)
+
+        out_valid = Signal()
+        out_sel = Signal.like(self.w.payload.sel)
+        m.d.sync += [
+            out_valid.eq(valid | active),
+            out_sel.eq(Mux(valid, 0, row)),
+        ]
+        m.d.comb += [
+            self.w.valid.eq(out_valid),
+            self.w.payload.sel.eq(out_sel),
+            self.w.payload.row.eq(self.rd_data),
+        ]
+        return m

@@ -1,0 +1,277 @@
+"""The sequencer: fetches, checks and issues instructions, one fixed-cost instruction at a time."""
+
+from amaranth import Cat, Const, Module, Mux, Signal, signed, unsigned
+from amaranth.lib import data, stream, wiring
+from amaranth.lib.wiring import In, Out
+
+from . import isa
+from .config import ADDR_FIELD_BITS, GROUP_FIELD_BITS, QADDR_FIELD_BITS
+
+__all__ = ["Sequencer", "matmul_issue_layout", "vec_issue_layout"]
+
+A = ADDR_FIELD_BITS
+
+
+def matmul_issue_layout():
+    return data.StructLayout({
+        "act_addr": unsigned(A), "acc_addr": unsigned(A), "accumulate": 1, "swap": 1,
+    })
+
+
+def vec_issue_layout():
+    return data.StructLayout({
+        "acc_addr": unsigned(A), "act_addr": unsigned(A), "q_addr": unsigned(QADDR_FIELD_BITS),
+        "group": unsigned(GROUP_FIELD_BITS),
+        "zero_point": signed(8), "clamp_min": signed(8), "clamp_max": signed(8),
+    })
+
+
+class Sequencer(wiring.Component):
+    """Runs the program in program SRAM from address 0 until HALT or an error.
+
+    Members
+    -------
+    start : In(1)
+        Pulse to start (ignored unless idle). Clears done, error and the counters.
+    prog_addr : Out(range(prog_depth))
+        Address for the program SRAM's synchronous read port; ``prog_data`` is one cycle later.
+    prog_data : In(64)
+    mm : Out(stream.Signature(matmul_issue_layout(), always_ready=True))
+        One activation row to read and push through the array, and where its result goes.
+    vec : Out(stream.Signature(vec_issue_layout(), always_ready=True))
+        One accumulator row to requantise, and where its int8 result goes.
+    load : Out(stream.Signature(unsigned(14), always_ready=True))
+        Start of a weight-tile load at the given weight SRAM row.
+    busy, done : Out(1)
+    error : Out(4)
+        An :class:`isa.Error` code, valid once ``done``.
+    err_pc : Out(16)
+    cycles, mac_cycles, instret : Out(32)
+        Counters of the last run (see rtl/hostmap.py, Reg).
+
+    Timing: START in cycle x; cycle x+1 fetches (``isa.FETCH_CYCLES``); the first instruction
+    starts in cycle x+2. Each instruction occupies exactly ``isa.cost`` cycles once it has
+    started, and the next one starts in the cycle after. A MATMUL starts only when the last VEC's
+    activation writes have landed, a VEC only when the last MATMUL's accumulator writes have
+    landed, and HALT (or a faulting instruction) only when both have. Its last cycle is the last
+    busy cycle, so CYCLES counts the fetch, every instruction and every interlock wait.
+    """
+
+    def __init__(self, cfg):
+        self.cfg = cfg
+        super().__init__({
+            "start": In(1),
+            "prog_addr": Out(range(cfg.prog_depth)),
+            "prog_data": In(isa.INSTR_BITS),
+            "mm": Out(stream.Signature(matmul_issue_layout(), always_ready=True)),
+            "vec": Out(stream.Signature(vec_issue_layout(), always_ready=True)),
+            "load": Out(stream.Signature(unsigned(A), always_ready=True)),
+            "busy": Out(1),
+            "done": Out(1),
+            "error": Out(4),
+            "err_pc": Out(16),
+            "cycles": Out(32),
+            "mac_cycles": Out(32),
+            "instret": Out(32),
+        })
+
+    def elaborate(self, platform):
+        m = Module()
+        cfg = self.cfg
+        Op, Error = isa.Op, isa.Error
+
+        pc = Signal(range(cfg.prog_depth + 1))
+        first = Signal()      # this cycle is the first one of the instruction at pc
+        started = Signal()    # the instruction has passed its interlock and is issuing
+        k = Signal(16)        # cycles issued so far
+        ir = Signal(isa.INSTR_BITS)
+        mm_left = Signal(range(2 ** 12 + cfg.rows + cfg.cols + 1))
+        vec_left = Signal(range(2 ** 12 + isa.VEC_PIPELINE_DEPTH + 1))
+        zero_point = Signal(signed(8))
+        clamp_min = Signal(signed(8), init=-128)
+        clamp_max = Signal(signed(8), init=127)
+
+        # -- decode: the word comes from the read port on the first cycle, then from ir ----------
+        word = Signal(isa.INSTR_BITS)
+        m.d.comb += word.eq(Mux(first, self.prog_data, ir))
+        with m.If(first):
+            m.d.sync += ir.eq(self.prog_data)
+        opcode = word[isa.OPCODE_LSB:isa.OPCODE_LSB + isa.OPCODE_BITS]
+
+        def fields(op):
+            out = {}
+            for f in isa.FIELDS[op]:
+                value = word[f.lsb:f.lsb + f.width]
+                out[f.name] = value.as_signed() if f.signed else value
+            return out
+
+        mm_f, vec_f, ld_f = fields(Op.MATMUL), fields(Op.VEC), fields(Op.LOADW)
+        wait_f, setq_f = fields(Op.WAIT), fields(Op.SETQ)
+        is_op = {op: opcode == op for op in Op}
+
+        # -- checks, in the order of isa.check: the lowest error code wins ----------------------
+        legal = Signal()
+        m.d.comb += legal.eq(Cat(is_op.values()).any())
+        bad_field = Signal()
+        reserved = Const(0, 1)
+        for op in Op:
+            mask = isa.reserved_mask(op)
+            reserved = reserved | (is_op[op] & (word & mask).any())
+        m.d.comb += bad_field.eq(
+            reserved
+            | (is_op[Op.WAIT] & (wait_f["cycles"] == 0))
+            | (is_op[Op.MATMUL] & (mm_f["m"] == 0))
+            | (is_op[Op.VEC] & (vec_f["m"] == 0))
+            | (is_op[Op.MATMUL] & ~mm_f["preload"] & (mm_f["wgt_addr"] != 0))
+            | (is_op[Op.VEC] & (vec_f["group"] >= cfg.groups))
+            | (is_op[Op.SETQ] & (setq_f["clamp_min"] > setq_f["clamp_max"])))
+        act_range = (
+            (is_op[Op.MATMUL] & (mm_f["act_addr"] + mm_f["m"] > cfg.act_depth))
+            | (is_op[Op.VEC] & (vec_f["act_addr"] + vec_f["m"] > cfg.act_depth)))
+        wgt_range = (
+            (is_op[Op.MATMUL] & mm_f["preload"]
+             & (mm_f["wgt_addr"] + cfg.rows > cfg.wgt_depth))
+            | (is_op[Op.LOADW] & (ld_f["wgt_addr"] + cfg.rows > cfg.wgt_depth)))
+        acc_range = (
+            (is_op[Op.MATMUL] & (mm_f["acc_addr"] + mm_f["m"] > cfg.acc_depth))
+            | (is_op[Op.VEC] & (vec_f["acc_addr"] + vec_f["m"] > cfg.acc_depth)))
+        qparam_range = is_op[Op.VEC] & (vec_f["q_addr"] >= cfg.qparam_depth)
+
+        fault = Signal(4)
+        with m.If(pc == cfg.prog_depth):
+            m.d.comb += fault.eq(Error.PC_OVERFLOW)
+        with m.Elif(~legal):
+            m.d.comb += fault.eq(Error.ILLEGAL_OPCODE)
+        with m.Elif(bad_field):
+            m.d.comb += fault.eq(Error.BAD_FIELD)
+        with m.Elif(act_range):
+            m.d.comb += fault.eq(Error.ACT_RANGE)
+        with m.Elif(wgt_range):
+            m.d.comb += fault.eq(Error.WGT_RANGE)
+        with m.Elif(acc_range):
+            m.d.comb += fault.eq(Error.ACC_RANGE)
+        with m.Elif(qparam_range):
+            m.d.comb += fault.eq(Error.QPARAM_RANGE)
+
+        # -- cost (isa.cost) and interlocks ------------------------------------------------------
+        load_cost = isa.load_cost(cfg)
+        cost = Signal(16)
+        with m.Switch(opcode):
+            with m.Case(Op.WAIT):
+                m.d.comb += cost.eq(wait_f["cycles"])
+            with m.Case(Op.LOADW):
+                m.d.comb += cost.eq(load_cost)
+            with m.Case(Op.MATMUL):
+                with m.If(mm_f["preload"] & (mm_f["m"] < load_cost)):
+                    m.d.comb += cost.eq(load_cost)
+                with m.Else():
+                    m.d.comb += cost.eq(mm_f["m"])
+            with m.Case(Op.VEC):
+                m.d.comb += cost.eq(vec_f["m"])
+            with m.Default():
+                m.d.comb += cost.eq(1)
+
+        settled = (mm_left == 0) & (vec_left == 0)
+        can_start = Mux(is_op[Op.MATMUL], vec_left == 0,
+                        Mux(is_op[Op.VEC], mm_left == 0, 1))
+
+        with m.If(mm_left != 0):
+            m.d.sync += mm_left.eq(mm_left - 1)
+        with m.If(vec_left != 0):
+            m.d.sync += vec_left.eq(vec_left - 1)
+
+        m.d.comb += self.prog_addr.eq(Mux(pc + 1 < cfg.prog_depth, pc + 1, 0))
+
+        fault_q = Signal(4)
+        halting = Signal()
+        m.d.comb += self.error.eq(fault_q)
+
+        def finish():
+            m.d.sync += [self.busy.eq(0), self.done.eq(1)]
+            m.next = "IDLE"
+
+        with m.FSM():
+            with m.State("IDLE"):
+                with m.If(self.start):
+                    m.d.sync += [
+                        self.busy.eq(1), self.done.eq(0), fault_q.eq(0), self.err_pc.eq(0),
+                        self.cycles.eq(0), self.mac_cycles.eq(0), self.instret.eq(0),
+                        pc.eq(0), first.eq(1), started.eq(0), k.eq(0), halting.eq(0),
+                        zero_point.eq(0), clamp_min.eq(-128), clamp_max.eq(127),
+                    ]
+                    m.next = "FETCH"
+
+            with m.State("FETCH"):
+                m.d.comb += self.prog_addr.eq(0)
+                m.d.sync += self.cycles.eq(self.cycles + 1)
+                m.next = "EXEC"
+
+            with m.State("EXEC"):
+                m.d.sync += self.cycles.eq(self.cycles + 1)
+                with m.If(first & ((fault != 0) | is_op[Op.HALT])):
+                    m.d.sync += [fault_q.eq(fault), self.err_pc.eq(pc),
+                                 halting.eq(fault == 0)]
+                    with m.If(settled):
+                        with m.If(fault == 0):
+                            m.d.sync += self.instret.eq(self.instret + 1)
+                        finish()
+                    with m.Else():
+                        m.next = "STOP"
+                with m.Elif(started | can_start):
+                    self._issue(m, k, is_op, mm_f, vec_f, ld_f, setq_f, cfg,
+                                mm_left, vec_left, zero_point, clamp_min, clamp_max)
+                    with m.If(k == cost - 1):
+                        m.d.sync += [pc.eq(pc + 1), first.eq(1), started.eq(0), k.eq(0),
+                                     self.instret.eq(self.instret + 1)]
+                    with m.Else():
+                        m.d.sync += [first.eq(0), started.eq(1), k.eq(k + 1)]
+                with m.Else():
+                    m.d.sync += first.eq(0)
+
+            with m.State("STOP"):
+                # Let earlier instructions' writes land before the host may look at the SRAMs.
+                m.d.sync += self.cycles.eq(self.cycles + 1)
+                with m.If(settled):
+                    with m.If(halting):
+                        m.d.sync += self.instret.eq(self.instret + 1)
+                    finish()
+
+        with m.If(self.mm.valid):
+            m.d.sync += self.mac_cycles.eq(self.mac_cycles + 1)
+        return m
+
+    def _issue(self, m, k, is_op, mm_f, vec_f, ld_f, setq_f, cfg,
+               mm_left, vec_left, zero_point, clamp_min, clamp_max):
+        """The actions of issue cycle ``k`` of the current instruction."""
+        Op = isa.Op
+        with m.If(is_op[Op.MATMUL]):
+            with m.If(k < mm_f["m"]):
+                m.d.comb += [
+                    self.mm.valid.eq(1),
+                    self.mm.payload.act_addr.eq(mm_f["act_addr"] + k),
+                    self.mm.payload.acc_addr.eq(mm_f["acc_addr"] + k),
+                    self.mm.payload.accumulate.eq(mm_f["accumulate"]),
+                    self.mm.payload.swap.eq(mm_f["swap"] & (k == 0)),
+                ]
+            with m.If(k == 0):
+                m.d.sync += mm_left.eq(isa.matmul_settle(cfg, 0) + mm_f["m"] - 1)
+                m.d.comb += [self.load.valid.eq(mm_f["preload"]),
+                             self.load.payload.eq(mm_f["wgt_addr"])]
+        with m.If(is_op[Op.LOADW] & (k == 0)):
+            m.d.comb += [self.load.valid.eq(1), self.load.payload.eq(ld_f["wgt_addr"])]
+        with m.If(is_op[Op.VEC]):
+            m.d.comb += [
+                self.vec.valid.eq(1),
+                self.vec.payload.acc_addr.eq(vec_f["acc_addr"] + k),
+                self.vec.payload.act_addr.eq(vec_f["act_addr"] + k),
+                self.vec.payload.q_addr.eq(vec_f["q_addr"]),
+                self.vec.payload.group.eq(vec_f["group"]),
+                self.vec.payload.zero_point.eq(zero_point),
+                self.vec.payload.clamp_min.eq(clamp_min),
+                self.vec.payload.clamp_max.eq(clamp_max),
+            ]
+            with m.If(k == 0):
+                m.d.sync += vec_left.eq(isa.vec_settle(cfg, 0) + vec_f["m"] - 1)
+        with m.If(is_op[Op.SETQ] & (k == 0)):
+            m.d.sync += [zero_point.eq(setq_f["zero_point"]), clamp_min.eq(setq_f["clamp_min"]),
+                         clamp_max.eq(setq_f["clamp_max"])]

