@@ -233,7 +233,8 @@ class LockstepCore(wiring.Component):
             host.r_valid.eq(host.r_en),
             r_region.eq(region),
             r_word.eq(word),
-            r_hit.eq(host_hits(region) & ((region == Region.CTRL) | ~busy)),
+            r_hit.eq(host.r_en & Cat(host_hits(r) for r in Region).any()
+                     & ((region == Region.CTRL) | ~busy)),
         ]
         status = Cat(seq.busy, seq.done, Const(0, STATUS_ERROR_SHIFT - 2), seq.error)
         registers = {

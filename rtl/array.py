@@ -1,0 +1,153 @@
+"""The weight-stationary systolic array: R x C processing elements with skew and de-skew.
+
+Activations enter unskewed (one R-element vector per cycle) and results leave unskewed (one
+C-element row of int32 per cycle); the diagonal wavefront inside is the array's own business.
+"""
+
+from amaranth.hdl import Module, Signal, unsigned
+from amaranth.lib import data, stream, wiring
+from amaranth.lib.wiring import In, Out
+
+from .pe import ACT_SHAPE, PSUM_SHAPE, WEIGHT_SHAPE, ProcessingElement
+
+__all__ = ["SystolicArray"]
+
+
+class SystolicArray(wiring.Component):
+    """R x C weight-stationary systolic array computing ``y = x @ W`` one vector per cycle.
+
+    ``PE[r][c]`` holds weight ``W[r][c]``. Element ``r`` of an input vector enters row ``r``
+    after ``r`` cycles of skew and moves one column right per cycle; partial sums move one row
+    down per cycle, starting from 0 in row 0; the bottom row's sums are de-skewed so that all
+    ``C`` results of a vector leave in the same cycle.
+
+    Each PE has an active and a shadow weight. ``w`` writes a whole row of shadow weights. An
+    input vector with ``swap`` set switches every PE to its shadow weight as the vector passes
+    it, and is itself multiplied by the shadow weights: it is the first vector of a new tile.
+
+    Parameters
+    ----------
+    rows : int
+        R, the number of rows (the length of an input vector). Positive.
+    cols : int
+        C, the number of columns (the length of an output vector). Positive.
+
+    Members
+    -------
+    a : ``In(stream.Signature(StructLayout({"data": ArrayLayout(signed(8), R), "swap": 1}),
+    always_ready=True))``
+        Input vectors, unskewed: ``data[r]`` goes to row ``r``. ``swap`` marks the first vector
+        that uses the weights now in the shadow registers.
+    w : ``In(stream.Signature(StructLayout({"row": ArrayLayout(signed(8), C),
+    "sel": unsigned(max(1, (R - 1).bit_length()))}), always_ready=True))``
+        Shadow weight writes: ``row`` is written into the shadow registers of array row
+        ``sel`` (all ``C`` columns) at the end of the cycle. ``sel`` must be below R.
+    y : ``Out(stream.Signature(ArrayLayout(signed(32), C), always_ready=True))``
+        Results: ``y.payload[c] = sum(a.data[r] * W[r][c] for r in range(R))``, wrapping at
+        32 bits, driven from registers.
+
+    Raises
+    ------
+    TypeError
+        If ``rows`` or ``cols`` is not an ``int``.
+    ValueError
+        If ``rows`` or ``cols`` is not positive.
+
+    Notes
+    -----
+    Timing: a vector presented on ``a`` in cycle T leaves on ``y`` (``y.valid`` set) in cycle
+    ``T + R + C - 1``. Throughput one vector per cycle, without bubbles or back-pressure;
+    cycles without ``a.valid`` give cycles without ``y.valid``.
+
+    ``PE[r][c]`` sees the vector of cycle T in cycle ``T + r + c``. So a vector with ``swap``
+    set, presented in cycle ``T_swap``, switches ``PE[r][c]`` in cycle ``T_swap + r + c``. A
+    write to shadow row ``r`` in cycle ``t`` is seen by swaps in cycles after ``t``: to load
+    the next tile without disturbing the current one, write row ``r`` in a cycle ``t`` with
+    ``T_swap + r + C - 1 <= t < T_next_swap + r``.
+
+    Registers outside the PEs: ``R (R - 1) / 2`` int8 skew registers, ``R - 1`` valid and swap
+    bits shared by all rows, and ``C (C - 1) / 2`` int32 de-skew registers.
+    """
+
+    def __init__(self, rows, cols):
+        for name, value in (("rows", rows), ("cols", cols)):
+            if not isinstance(value, int) or isinstance(value, bool):
+                raise TypeError(f"{name} must be an integer, not {value!r}")
+            if value < 1:
+                raise ValueError(f"{name} must be a positive integer, not {value}")
+        self.rows = rows
+        self.cols = cols
+        a_layout = data.StructLayout({
+            "data": data.ArrayLayout(ACT_SHAPE, rows),
+            "swap": 1,
+        })
+        w_layout = data.StructLayout({
+            "row": data.ArrayLayout(WEIGHT_SHAPE, cols),
+            "sel": unsigned(max(1, (rows - 1).bit_length())),
+        })
+        super().__init__({
+            "a": In(stream.Signature(a_layout, always_ready=True)),
+            "w": In(stream.Signature(w_layout, always_ready=True)),
+            "y": Out(stream.Signature(data.ArrayLayout(PSUM_SHAPE, cols), always_ready=True)),
+        })
+
+    def elaborate(self, platform):
+        m = Module()
+        rows, cols = self.rows, self.cols
+
+        pe = [[ProcessingElement() for _ in range(cols)] for _ in range(rows)]
+        for r in range(rows):
+            for c in range(cols):
+                m.submodules[f"pe_{r}_{c}"] = pe[r][c]
+
+        # Input skew. valid and swap are the same for every row, only later, so one delay line
+        # serves all rows: row r taps it at depth r.
+        valid = [self.a.valid]
+        swap = [self.a.payload.swap]
+        for k in range(1, rows):
+            valid.append(Signal(name=f"skew_valid_{k}"))
+            swap.append(Signal(name=f"skew_swap_{k}"))
+            m.d.sync += [valid[k].eq(valid[k - 1]), swap[k].eq(swap[k - 1])]
+        for r in range(rows):
+            act = self.a.payload.data[r]
+            for k in range(1, r + 1):
+                delayed = Signal(ACT_SHAPE, name=f"skew_{r}_{k}", reset_less=True)
+                m.d.sync += delayed.eq(act)
+                act = delayed
+            m.d.comb += [
+                pe[r][0].a_in.valid.eq(valid[r]),
+                pe[r][0].a_in.payload.data.eq(act),
+                pe[r][0].a_in.payload.swap.eq(swap[r]),
+            ]
+
+        for r in range(rows):
+            for c in range(1, cols):
+                wiring.connect(m, pe[r][c - 1].a_out, pe[r][c].a_in)
+
+        for c in range(cols):
+            m.d.comb += pe[0][c].psum_in.eq(0)
+            for r in range(1, rows):
+                m.d.comb += pe[r][c].psum_in.eq(pe[r - 1][c].psum_out)
+
+        for r in range(rows):
+            write = Signal(name=f"w_write_{r}")
+            m.d.comb += write.eq(self.w.valid & (self.w.payload.sel == r))
+            for c in range(cols):
+                m.d.comb += [
+                    pe[r][c].w.valid.eq(write),
+                    pe[r][c].w.payload.eq(self.w.payload.row[c]),
+                ]
+
+        # Output de-skew: column c's sum is ready C - 1 - c cycles before column C - 1's.
+        for c in range(cols):
+            psum = pe[rows - 1][c].psum_out
+            for k in range(1, cols - c):
+                delayed = Signal(PSUM_SHAPE, name=f"deskew_{c}_{k}", reset_less=True)
+                m.d.sync += delayed.eq(psum)
+                psum = delayed
+            m.d.comb += self.y.payload[c].eq(psum)
+        # The bottom-right PE sees each vector last, so its registered valid bit is the one that
+        # lines up with the de-skewed results.
+        m.d.comb += self.y.valid.eq(pe[rows - 1][cols - 1].a_out.valid)
+
+        return m

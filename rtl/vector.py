@@ -1,0 +1,195 @@
+"""The vector unit: requantises int32 accumulators to int8 activations, one vector per cycle.
+
+Per lane it computes, bit for bit, what :func:`sim.arith.requantize` computes for one element:
+bias add (wrapping), gemmlowp ``SaturatingRoundingDoublingHighMul``, ``RoundingDivideByPOT``,
+output zero point, clamp.
+"""
+
+from amaranth import Module, Mux, Signal, signed, unsigned
+from amaranth.lib import data, stream, wiring
+from amaranth.lib.wiring import In, Out
+
+from .isa import VEC_PIPELINE_DEPTH
+
+__all__ = ["VectorUnit", "input_layout", "output_layout", "LATENCY"]
+
+#: Cycles from an input on ``i`` to its result on ``o``. The core adds one cycle for the
+#: accumulator SRAM read in front of the unit, which makes ``VEC_PIPELINE_DEPTH``.
+LATENCY = 4
+
+if LATENCY != VEC_PIPELINE_DEPTH - 1:   # the pipeline below is written for exactly four stages
+    raise RuntimeError(f"rtl.isa.VEC_PIPELINE_DEPTH is {VEC_PIPELINE_DEPTH}, but the vector unit "
+                      f"has {LATENCY} stages plus the accumulator read")
+
+INT32_MAX = (1 << 31) - 1
+
+
+def _check_positive_int(name, value):
+    if not isinstance(value, int) or isinstance(value, bool):
+        raise TypeError(f"{name} must be a positive integer, not {value!r}")
+    if value < 1:
+        raise ValueError(f"{name} must be a positive integer, not {value}")
+
+
+def input_layout(lanes, tag_width):
+    """Payload layout of :attr:`VectorUnit.i`."""
+    return data.StructLayout({
+        "acc": data.ArrayLayout(signed(32), lanes),
+        "bias": data.ArrayLayout(signed(32), lanes),
+        "mult": data.ArrayLayout(signed(32), lanes),
+        "shift": data.ArrayLayout(unsigned(5), lanes),
+        "zero_point": signed(8),
+        "clamp_min": signed(8),
+        "clamp_max": signed(8),
+        "tag": unsigned(tag_width),
+    })
+
+
+def output_layout(lanes, tag_width):
+    """Payload layout of :attr:`VectorUnit.o`."""
+    return data.StructLayout({
+        "data": data.ArrayLayout(signed(8), lanes),
+        "tag": unsigned(tag_width),
+    })
+
+
+class VectorUnit(wiring.Component):
+    """Requantisation pipeline: ``lanes`` int32 accumulators in, ``lanes`` int8 values out.
+
+    For each lane ``j`` (all arithmetic exact, as in :func:`sim.arith.requantize`)::
+
+        x = wrap32(acc[j] + bias[j])
+        x = SaturatingRoundingDoublingHighMul(x, mult[j])
+        x = RoundingDivideByPOT(x, shift[j])
+        data[j] = clamp(x + zero_point, clamp_min, clamp_max)
+
+    The caller guarantees ``clamp_min <= clamp_max``.
+
+    Parameters
+    ----------
+    lanes : int
+        Lanes processed per cycle (W).
+    tag_width : int
+        Width of the tag carried from ``i`` to ``o`` unchanged, next to its data.
+
+    Members
+    -------
+    i : ``In(stream.Signature(input_layout(lanes, tag_width), always_ready=True))``
+        One vector to requantise: ``acc``, ``bias``, ``mult`` (W x signed(32)), ``shift``
+        (W x unsigned(5)), ``zero_point``, ``clamp_min``, ``clamp_max`` (signed(8)) and ``tag``
+        (unsigned(tag_width)). Every field may change from one vector to the next. Always ready:
+        an input with ``i.valid`` set is taken in that cycle.
+    o : ``Out(stream.Signature(output_layout(lanes, tag_width), always_ready=True))``
+        The result: ``data`` (W x signed(8)) and the input's ``tag``. No back-pressure: the
+        consumer must take it in the cycle it is valid.
+
+    Timing
+    ------
+    A vector with ``i.valid`` set in cycle ``t`` appears on ``o`` with ``o.valid`` set in cycle
+    ``t + 4`` (:data:`LATENCY`, ``isa.VEC_PIPELINE_DEPTH - 1``), and ``o`` holds it for that one
+    cycle only if no vector follows. Throughput is one vector per cycle. ``o.valid`` and
+    ``o.payload`` come straight from registers. Reset clears the valid bits only, so vectors in
+    flight during reset are dropped. The four stages:
+
+    1. ``acc + bias`` (32-bit wrap);
+    2. the 32 x 32 -> 64 bit signed product;
+    3. rounding the product to its high half, with saturation;
+    4. rounding shift, zero point and clamp, into the output register.
+    """
+
+    def __init__(self, lanes, tag_width):
+        _check_positive_int("lanes", lanes)
+        _check_positive_int("tag_width", tag_width)
+        self.lanes = lanes
+        self.tag_width = tag_width
+        super().__init__({
+            "i": In(stream.Signature(input_layout(lanes, tag_width), always_ready=True)),
+            "o": Out(stream.Signature(output_layout(lanes, tag_width), always_ready=True)),
+        })
+
+    def elaborate(self, platform):
+        m = Module()
+        lanes = range(self.lanes)
+
+        # Everything besides the data that a later stage still needs travels with the data, so
+        # that back-to-back vectors may each bring their own parameters.
+        side = data.StructLayout({
+            "shift": data.ArrayLayout(unsigned(5), self.lanes),
+            "zero_point": signed(8),
+            "clamp_min": signed(8),
+            "clamp_max": signed(8),
+            "tag": unsigned(self.tag_width),
+        })
+        s1 = Signal(data.StructLayout({
+            "x": data.ArrayLayout(signed(32), self.lanes),
+            "mult": data.ArrayLayout(signed(32), self.lanes),
+            "side": side,
+        }), reset_less=True)
+        s2 = Signal(data.StructLayout({
+            "prod": data.ArrayLayout(signed(64), self.lanes),
+            "side": side,
+        }), reset_less=True)
+        s3 = Signal(data.StructLayout({
+            "x": data.ArrayLayout(signed(32), self.lanes),
+            "side": side,
+        }), reset_less=True)
+        s4 = Signal(output_layout(self.lanes, self.tag_width), reset_less=True)
+        valid = Signal(LATENCY)   # valid[k] belongs to stage k + 1; the only bits with a reset
+
+        m.d.sync += valid.eq(valid << 1 | self.i.valid)
+        m.d.comb += [
+            self.o.valid.eq(valid[LATENCY - 1]),
+            self.o.payload.eq(s4),
+        ]
+
+        p = self.i.payload
+        # Data registers load every cycle, valid or not: gating them would only add enables.
+        m.d.sync += [
+            s1.side.shift.eq(p.shift),
+            s1.side.zero_point.eq(p.zero_point),
+            s1.side.clamp_min.eq(p.clamp_min),
+            s1.side.clamp_max.eq(p.clamp_max),
+            s1.side.tag.eq(p.tag),
+            s2.side.eq(s1.side),
+            s3.side.eq(s2.side),
+            s4.tag.eq(s3.side.tag),
+        ]
+
+        for j in lanes:
+            # Stage 1: the 33-bit sum is truncated by the 32-bit register, i.e. wrapped.
+            m.d.sync += [
+                s1.x[j].eq(p.acc[j] + p.bias[j]),
+                s1.mult[j].eq(p.mult[j]),
+            ]
+
+            # Stage 2: full product; |x * mult| <= 2**62, so signed(64) holds it exactly.
+            m.d.sync += s2.prod[j].eq(s1.x[j] * s1.mult[j])
+
+            # Stage 3: gemmlowp computes (ab + nudge) / 2**31 truncating toward zero, with
+            # nudge = 2**30 for ab >= 0 and 1 - 2**30 otherwise. For ab >= 0 that is
+            # floor((ab + 2**30) / 2**31). For ab < 0 the numerator is negative, and truncation
+            # is ceil(n / d) = floor((n + d - 1) / d) = floor((ab + 1 - 2**30 + 2**31 - 1) / 2**31)
+            # = floor((ab + 2**30) / 2**31) again. So one add and an arithmetic shift are exact
+            # for both signs (tests/test_arith.py checks this identity against the golden model).
+            q = Signal(signed(34), name=f"high{j}")
+            m.d.comb += q.eq((s2.prod[j] + (1 << 30)) >> 31)
+            # q exceeds int32 only for INT32_MIN * INT32_MIN (the only product equal to 2**62),
+            # which gemmlowp saturates to INT32_MAX: so saturating on q is the same test.
+            m.d.sync += s3.x[j].eq(Mux(q > INT32_MAX, INT32_MAX, q))
+
+            # Stage 4: RoundingDivideByPOT, zero point, clamp.
+            x = s3.x[j]
+            shift = s3.side.shift[j]
+            # shift <= 31, so mask < 2**31 and the low 31 bits of x are all it can select.
+            mask = Signal(unsigned(31), name=f"mask{j}")
+            m.d.comb += mask.eq((1 << shift) - 1)
+            remainder = x[:31] & mask
+            threshold = (mask >> 1) + x[31]   # x[31]: x < 0
+            # x is signed, so x >> shift is the arithmetic shift gemmlowp relies on. The rounded
+            # value is within [-2**31, 2**31) and zero_point within int8: 34 bits hold the sum.
+            biased = Signal(signed(34), name=f"biased{j}")
+            m.d.comb += biased.eq((x >> shift) + (remainder > threshold) + s3.side.zero_point)
+            lo, hi = s3.side.clamp_min, s3.side.clamp_max
+            m.d.sync += s4.data[j].eq(Mux(biased < lo, lo, Mux(biased > hi, hi, biased)))
+
+        return m

@@ -1,0 +1,63 @@
+# amaranth: UnusedElaboratable=no
+"""The systolic array: its cocotb bench (sim/benches/array_bench.py) on Verilator and Icarus,
+its interface and its constructor's checks.
+
+Rerun with another seed with --seed N or LOCKSTEP_SEED=N; a failure names the seed it ran with.
+"""
+
+import pytest
+
+from rtl.array import SystolicArray
+from sim.runner import SimulationFailed, run_cocotb
+
+SHAPES = [(1, 1), (4, 4), (2, 8), (8, 4)]
+
+
+@pytest.mark.parametrize("rows, cols", SHAPES, ids=[f"r{r}c{c}" for r, c in SHAPES])
+def test_array_bench(simulator, rows, cols, seed):
+    """All of array_bench's tests. ``simulator`` and ``seed`` come from tests/conftest.py: both
+    simulators, and --seed, else LOCKSTEP_SEED, else a fixed seed per test."""
+    try:
+        run_cocotb(lambda: SystolicArray(rows, cols), key=f"array-r{rows}c{cols}",
+                   test_module="sim.benches.array_bench", toplevel="array", simulator=simulator,
+                   extra_env={"LOCKSTEP_ROWS": rows, "LOCKSTEP_COLS": cols,
+                              "LOCKSTEP_SEED": seed})
+    except (SimulationFailed, SystemExit) as exc:
+        # Under pytest, cocotb's runner itself calls sys.exit() when a cocotb test fails.
+        raise AssertionError(f"array bench failed on {simulator}, R={rows} C={cols}, "
+                             f"seed {seed}: {exc!r} (the cocotb log above has the details)"
+                             ) from exc
+
+
+@pytest.mark.parametrize("value", [0, -1])
+def test_rejects_non_positive(value):
+    with pytest.raises(ValueError, match=f"rows must be a positive integer, not {value}"):
+        SystolicArray(value, 4)
+    with pytest.raises(ValueError, match=f"cols must be a positive integer, not {value}"):
+        SystolicArray(4, value)
+
+
+@pytest.mark.parametrize("value", [2.0, "4", True, None])
+def test_rejects_non_int(value):
+    with pytest.raises(TypeError, match=r"rows must be an integer, not "):
+        SystolicArray(value, 4)
+    with pytest.raises(TypeError, match=r"cols must be an integer, not "):
+        SystolicArray(4, value)
+
+
+def test_interface():
+    """The exact members the core connects to."""
+    from amaranth.hdl import signed, unsigned
+    from amaranth.lib import data, stream
+    from amaranth.lib.wiring import In, Out
+
+    array = SystolicArray(8, 4)
+    a = data.StructLayout({"data": data.ArrayLayout(signed(8), 8), "swap": 1})
+    w = data.StructLayout({"row": data.ArrayLayout(signed(8), 4), "sel": unsigned(3)})
+    y = data.ArrayLayout(signed(32), 4)
+    assert dict(array.signature.members) == {
+        "a": In(stream.Signature(a, always_ready=True)),
+        "w": In(stream.Signature(w, always_ready=True)),
+        "y": Out(stream.Signature(y, always_ready=True)),
+    }
+    assert SystolicArray(1, 1).w.payload.sel.shape() == unsigned(1)
