@@ -1,4 +1,4 @@
-"""The core's parameters: one frozen object, validated once, imported by everything that needs a size.
+"""The core's parameters: one frozen object, validated once, imported by everything sized.
 
 Nothing else in the project writes down an array size or an SRAM depth: the RTL, the golden
 model, the compiler and the testbenches all take a :class:`CoreConfig`.
@@ -12,6 +12,7 @@ __all__ = ["CoreConfig", "ConfigError"]
 # the depths a configuration may ask for, so they live here, next to the checks that use them.
 ADDR_FIELD_BITS = 14
 COUNT_FIELD_BITS = 12
+WAIT_FIELD_BITS = 16
 QADDR_FIELD_BITS = 12
 GROUP_FIELD_BITS = 4
 MAX_LANES = 64

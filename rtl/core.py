@@ -1,4 +1,4 @@
-"""The Lockstep core: SRAM banks, sequencer, weight loader, systolic array, vector unit, host port."""
+"""The Lockstep core: SRAMs, sequencer, weight loader, systolic array, vector unit, host port."""
 
 from amaranth import Cat, Const, Module, Mux, Signal, unsigned
 from amaranth.lib import wiring
@@ -8,9 +8,9 @@ from amaranth.lib.wiring import In, Out
 from .array import SystolicArray
 from .config import ADDR_FIELD_BITS, GROUP_FIELD_BITS
 from .hostbus import HostBusSignature
-from .hostmap import (DATA_BITS, REGION_BITS, STATUS_ERROR_SHIFT, HostMap, Reg, Region)
+from .hostmap import DATA_BITS, REGION_BITS, STATUS_ERROR_SHIFT, HostMap, Reg, Region
 from .loader import WeightLoader
-from .sequencer import Sequencer
+from .sequencer import ERROR_BITS, Sequencer
 from .vector import VectorUnit
 
 __all__ = ["LockstepCore"]
@@ -41,7 +41,7 @@ class LockstepCore(wiring.Component):
         The host port: every SRAM and the control/status registers (rtl/hostmap.py).
     busy, done : Out(1)
         The program is running / has stopped (for LEDs; the host reads STATUS).
-    error : Out(4)
+    error : Out(3)
         Error code of the last run (rtl/isa.py, ``Error``).
 
     Timing: instructions cost what ``isa.cost`` says, plus the interlock waits described in
@@ -61,7 +61,7 @@ class LockstepCore(wiring.Component):
             "host": In(HostBusSignature(cfg)),
             "busy": Out(1),
             "done": Out(1),
-            "error": Out(4),
+            "error": Out(ERROR_BITS),
         })
 
     def elaborate(self, platform):

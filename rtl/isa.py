@@ -12,7 +12,13 @@ bit not named by a field is reserved and must be zero.
 from dataclasses import dataclass
 from enum import IntEnum
 
-from .config import ADDR_FIELD_BITS, COUNT_FIELD_BITS, GROUP_FIELD_BITS, QADDR_FIELD_BITS
+from .config import (
+    ADDR_FIELD_BITS,
+    COUNT_FIELD_BITS,
+    GROUP_FIELD_BITS,
+    QADDR_FIELD_BITS,
+    WAIT_FIELD_BITS,
+)
 
 __all__ = [
     "Op", "Error", "Field", "FIELDS", "INSTR_BITS", "OPCODE_LSB", "OPCODE_BITS",
@@ -36,13 +42,15 @@ class Op(IntEnum):
 
 
 class Error(IntEnum):
-    """Error codes the core reports in STATUS. Checked in this order; the first that applies wins.
+    """Error codes the core reports in STATUS. PC_OVERFLOW is decided first (there is no
+    instruction to check); otherwise the lowest code that applies wins.
 
     A bad instruction is never executed: nothing it would have written is touched.
     """
     NONE = 0
     ILLEGAL_OPCODE = 1   # opcode not in :class:`Op`
-    BAD_FIELD = 2        # reserved bit set, zero count, group out of range, clamp_min > clamp_max
+    BAD_FIELD = 2        # reserved bit set, zero count, group out of range, clamp_min >
+    #                      clamp_max, or a MATMUL weight address without preload
     ACT_RANGE = 3        # activation SRAM rows addressed beyond act_depth
     WGT_RANGE = 4        # weight SRAM rows addressed beyond wgt_depth
     ACC_RANGE = 5        # accumulator SRAM rows addressed beyond acc_depth
@@ -72,7 +80,7 @@ A, N, Q, G = ADDR_FIELD_BITS, COUNT_FIELD_BITS, QADDR_FIELD_BITS, GROUP_FIELD_BI
 
 FIELDS = {
     Op.HALT: (),
-    Op.WAIT: (Field("cycles", 0, 16),),
+    Op.WAIT: (Field("cycles", 0, WAIT_FIELD_BITS),),
     Op.LOADW: (Field("wgt_addr", 0, A),),
     Op.MATMUL: (
         Field("act_addr", 0, A),
@@ -214,8 +222,10 @@ VEC_PIPELINE_DEPTH = 5    # cycles from a VEC's accumulator read to its activati
 
 
 def load_cost(cfg):
-    """Cycles a weight load occupies the sequencer: the load unit needs R cycles, and the last
-    PE column must have switched to the previous tile (C cycles) before shadows are rewritten."""
+    """Cycles a weight load occupies the sequencer. The loader needs R cycles (one shadow row
+    each), and the next swap may start only C cycles after the load did: shadow row j is written
+    in cycle s + C + j, after the previous swap has reached PE[j][C-1], and must land before the
+    next swap reaches PE[j][0] (docs/isa.md, "Pipelines")."""
     return max(cfg.rows, cfg.cols)
 
 
@@ -231,6 +241,11 @@ def cost(instr, cfg):
     if op == Op.VEC:
         return a["m"]
     return 1   # HALT, SETQ
+
+
+def max_cost():
+    """The longest an instruction can occupy the sequencer (sizes its cycle counter)."""
+    return max(1 << WAIT_FIELD_BITS, 1 << COUNT_FIELD_BITS) - 1
 
 
 def matmul_settle(cfg, m):

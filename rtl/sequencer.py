@@ -5,11 +5,12 @@ from amaranth.lib import data, stream, wiring
 from amaranth.lib.wiring import In, Out
 
 from . import isa
-from .config import ADDR_FIELD_BITS, GROUP_FIELD_BITS, QADDR_FIELD_BITS
+from .config import ADDR_FIELD_BITS, COUNT_FIELD_BITS, GROUP_FIELD_BITS, QADDR_FIELD_BITS
 
 __all__ = ["Sequencer", "matmul_issue_layout", "vec_issue_layout"]
 
 A = ADDR_FIELD_BITS
+ERROR_BITS = max(isa.Error).bit_length()
 
 
 def matmul_issue_layout():
@@ -43,9 +44,9 @@ class Sequencer(wiring.Component):
     load : Out(stream.Signature(unsigned(14), always_ready=True))
         Start of a weight-tile load at the given weight SRAM row.
     busy, done : Out(1)
-    error : Out(4)
+    error : Out(3)
         An :class:`isa.Error` code, valid once ``done``.
-    err_pc : Out(16)
+    err_pc : Out(range(prog_depth + 1))
     cycles, mac_cycles, instret : Out(32)
         Counters of the last run (see rtl/hostmap.py, Reg).
 
@@ -68,8 +69,8 @@ class Sequencer(wiring.Component):
             "load": Out(stream.Signature(unsigned(A), always_ready=True)),
             "busy": Out(1),
             "done": Out(1),
-            "error": Out(4),
-            "err_pc": Out(16),
+            "error": Out(ERROR_BITS),
+            "err_pc": Out(range(cfg.prog_depth + 1)),
             "cycles": Out(32),
             "mac_cycles": Out(32),
             "instret": Out(32),
@@ -83,10 +84,11 @@ class Sequencer(wiring.Component):
         pc = Signal(range(cfg.prog_depth + 1))
         first = Signal()      # this cycle is the first one of the instruction at pc
         started = Signal()    # the instruction has passed its interlock and is issuing
-        k = Signal(16)        # cycles issued so far
+        k = Signal(range(isa.max_cost() + 1))   # cycles issued so far
         ir = Signal(isa.INSTR_BITS)
-        mm_left = Signal(range(2 ** 12 + cfg.rows + cfg.cols + 1))
-        vec_left = Signal(range(2 ** 12 + isa.VEC_PIPELINE_DEPTH + 1))
+        max_m = 2 ** COUNT_FIELD_BITS - 1
+        mm_left = Signal(range(isa.matmul_settle(cfg, max_m) + 1))
+        vec_left = Signal(range(isa.vec_settle(cfg, max_m) + 1))
         zero_point = Signal(signed(8))
         clamp_min = Signal(signed(8), init=-128)
         clamp_max = Signal(signed(8), init=127)
@@ -137,7 +139,7 @@ class Sequencer(wiring.Component):
             | (is_op[Op.VEC] & (vec_f["acc_addr"] + vec_f["m"] > cfg.acc_depth)))
         qparam_range = is_op[Op.VEC] & (vec_f["q_addr"] >= cfg.qparam_depth)
 
-        fault = Signal(4)
+        fault = Signal(ERROR_BITS)
         with m.If(pc == cfg.prog_depth):
             m.d.comb += fault.eq(Error.PC_OVERFLOW)
         with m.Elif(~legal):
@@ -155,7 +157,7 @@ class Sequencer(wiring.Component):
 
         # -- cost (isa.cost) and interlocks ------------------------------------------------------
         load_cost = isa.load_cost(cfg)
-        cost = Signal(16)
+        cost = Signal(range(isa.max_cost() + 1))
         with m.Switch(opcode):
             with m.Case(Op.WAIT):
                 m.d.comb += cost.eq(wait_f["cycles"])
@@ -182,7 +184,7 @@ class Sequencer(wiring.Component):
 
         m.d.comb += self.prog_addr.eq(Mux(pc + 1 < cfg.prog_depth, pc + 1, 0))
 
-        fault_q = Signal(4)
+        fault_q = Signal(ERROR_BITS)
         halting = Signal()
         m.d.comb += self.error.eq(fault_q)
 

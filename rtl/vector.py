@@ -109,7 +109,6 @@ class VectorUnit(wiring.Component):
 
     def elaborate(self, platform):
         m = Module()
-        lanes = range(self.lanes)
 
         # Everything besides the data that a later stage still needs travels with the data, so
         # that back-to-back vectors may each bring their own parameters.
@@ -155,7 +154,7 @@ class VectorUnit(wiring.Component):
             s4.tag.eq(s3.side.tag),
         ]
 
-        for j in lanes:
+        for j in range(self.lanes):
             # Stage 1: the 33-bit sum is truncated by the 32-bit register, i.e. wrapped.
             m.d.sync += [
                 s1.x[j].eq(p.acc[j] + p.bias[j]),
@@ -190,6 +189,8 @@ class VectorUnit(wiring.Component):
             biased = Signal(signed(34), name=f"biased{j}")
             m.d.comb += biased.eq((x >> shift) + (remainder > threshold) + s3.side.zero_point)
             lo, hi = s3.side.clamp_min, s3.side.clamp_max
-            m.d.sync += s4.data[j].eq(Mux(biased < lo, lo, Mux(biased > hi, hi, biased)))
+            # min(max(x, lo), hi), np.clip's order: with lo <= hi any order would do.
+            at_least_lo = Mux(biased < lo, lo, biased)
+            m.d.sync += s4.data[j].eq(Mux(at_least_lo > hi, hi, at_least_lo))
 
         return m

@@ -12,8 +12,14 @@ from rtl import isa
 
 from .arith import INT32_MAX, INT32_MIN, quantize_multiplier
 from .model import CoreState
-from .programs import (ceil_div, gemm_program, place_activations, place_qparams, place_weights,
-                       requant_program)
+from .programs import (
+    ceil_div,
+    gemm_program,
+    place_activations,
+    place_qparams,
+    place_weights,
+    requant_program,
+)
 
 __all__ = ["random_case", "random_int8", "extreme_int32"]
 
@@ -65,7 +71,7 @@ def random_case(cfg, rng, state=None):
             break
     else:
         raise ValueError(f"no GEMM fits {cfg}")
-    kt, nt = ceil_div(k, cfg.rows), ceil_div(n, cfg.cols)
+    nt = ceil_div(n, cfg.cols)
 
     x = random_int8(rng, (m, k))
     w = random_int8(rng, (k, n))

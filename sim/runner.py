@@ -13,7 +13,6 @@ import fcntl
 import hashlib
 import os
 import shutil
-import sys
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -88,6 +87,23 @@ def _rtl_digest():
         digest.update(path.relative_to(REPO_ROOT).as_posix().encode())
         digest.update(path.read_bytes())
     return digest.hexdigest()[:16]
+
+
+def _failure_report(log_file, limit=60):
+    """The lines of a cocotb log that tell why tests failed (tracebacks and messages)."""
+    try:
+        lines = Path(log_file).read_text(errors="replace").splitlines()
+    except OSError:
+        return f"(no log at {log_file})"
+    keep, inside = [], False
+    for line in lines:
+        if " failed" in line and "cocotb.regression" in line:
+            inside = True
+        elif "*****" in line:
+            inside = False
+        if inside:
+            keep.append(line.rstrip())
+    return "\n".join((keep or lines)[-limit:])
 
 
 @contextmanager
@@ -179,19 +195,31 @@ def run_cocotb(design_factory, *, key, test_module, toplevel="top", simulator=No
     tag = hashlib.sha256(repr((test_module, testcase, sorted(env.items()))).encode()).hexdigest()
     test_dir = build_dir / "runs" / f"{os.getpid()}-{tag[:12]}"
     test_dir.mkdir(parents=True, exist_ok=True)
-    results = runner.test(
-        test_module=test_module, hdl_toplevel=toplevel, testcase=testcase, extra_env=env,
-        waves=waves, build_dir=build_dir, test_dir=test_dir,
-        results_xml=str(test_dir / "results.xml"), timescale=TIMESCALE)
+    log_file = test_dir / "sim.log"
+    # Under pytest cocotb's runner checks the results itself and calls sys.exit(); hide pytest
+    # from it so that failures are handled one way, here, inside pytest or out.
+    pytest_test = os.environ.pop("PYTEST_CURRENT_TEST", None)
+    try:
+        results = runner.test(
+            test_module=test_module, hdl_toplevel=toplevel, testcase=testcase, extra_env=env,
+            waves=waves, build_dir=build_dir, test_dir=test_dir,
+            results_xml=str(test_dir / "results.xml"), timescale=TIMESCALE, log_file=log_file)
+    except SystemExit as exc:
+        raise SimulationFailed(f"{simulator} exited with status {exc.code} running "
+                               f"{test_module}\n{_failure_report(log_file)}") from None
+    finally:
+        if pytest_test is not None:
+            os.environ["PYTEST_CURRENT_TEST"] = pytest_test
     try:
         total, failed = get_results(Path(results))
     except Exception as exc:   # no results file: the simulator itself died
-        raise SimulationFailed(f"{simulator} produced no results for {test_module}: {exc}") from exc
+        raise SimulationFailed(f"{simulator} produced no results for {test_module}: {exc}\n"
+                               f"{_failure_report(log_file)}") from exc
     if total == 0:
         raise SimulationFailed(f"{test_module} ran no cocotb test on {simulator}")
     if failed:
-        where = f" (waveforms in {test_dir})" if waves else " (rerun with --waves / LOCKSTEP_WAVES=1)"
+        where = f"waveforms in {test_dir}" if waves else "rerun with --waves / LOCKSTEP_WAVES=1"
         raise SimulationFailed(f"{failed} of {total} cocotb tests failed in {test_module} on "
-                               f"{simulator}{where}")
-    print(f"{test_module}: {total} cocotb tests passed on {simulator}", file=sys.stderr)
+                               f"{simulator} ({where}; log {log_file})\n"
+                               f"{_failure_report(log_file)}")
     return results

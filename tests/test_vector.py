@@ -1,3 +1,4 @@
+# amaranth: UnusedElaboratable=no
 """The vector unit: its interface, its parameter checks, and the cocotb bench on both simulators."""
 
 import os

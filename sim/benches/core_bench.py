@@ -38,6 +38,10 @@ async def random_programs(dut):
     dut._log.info(f"{count} random programs matched the model (seed {seed})")
 
 
+def _top_reserved_bit(op):
+    return 1 << (isa.reserved_mask(op).bit_length() - 1)
+
+
 def _bad_cases(cfg):
     """(name, instruction word, expected error) for every check the core makes."""
     def raw(op, **fields):
@@ -53,7 +57,8 @@ def _bad_cases(cfg):
         ("illegal opcode 0xF", 0xF << isa.OPCODE_LSB, Error.ILLEGAL_OPCODE),
         ("illegal opcode 0x6", 0x6 << isa.OPCODE_LSB | 5, Error.ILLEGAL_OPCODE),
         ("reserved bit in HALT", 1, Error.BAD_FIELD),
-        ("reserved bit in MATMUL", raw(Op.MATMUL, m=1) | 1 << 59, Error.BAD_FIELD),
+        ("reserved bit in MATMUL", raw(Op.MATMUL, m=1) | _top_reserved_bit(Op.MATMUL),
+         Error.BAD_FIELD),
         ("WAIT 0", raw(Op.WAIT, cycles=0), Error.BAD_FIELD),
         ("MATMUL m=0", raw(Op.MATMUL, m=0), Error.BAD_FIELD),
         ("VEC m=0", raw(Op.VEC, m=0), Error.BAD_FIELD),
@@ -73,7 +78,7 @@ def _bad_cases(cfg):
          Error.QPARAM_RANGE),
         ("MATMUL with everything wrong: the lowest code wins",
          raw(Op.MATMUL, m=cfg.act_depth, act_addr=1, acc_addr=cfg.acc_depth - 1)
-         | 1 << 59, Error.BAD_FIELD),
+         | _top_reserved_bit(Op.MATMUL), Error.BAD_FIELD),
     ]
 
 
@@ -145,8 +150,8 @@ async def host_port(dut):
     for region in (Region.ACT, Region.ACC):
         depth = tb.map.depth(region)
         if depth < 1 << tb.map.row_bits:
-            stray.append(((region << (tb.map.row_bits + tb.map.word_bits))
-                          | (depth << tb.map.word_bits)))
+            stray.append((region << (tb.map.row_bits + tb.map.word_bits))
+                          | (depth << tb.map.word_bits))
     if tb.map.words_per_row(Region.ACT) < 1 << tb.map.word_bits:
         stray.append(tb.map.addr(Region.ACT, 0, 0) + tb.map.words_per_row(Region.ACT))
     for addr in stray:

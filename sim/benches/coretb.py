@@ -98,8 +98,8 @@ class CoreTB:
             return m.row_to_words(Region.ACC, state.acc[row])
         words = []
         for ch in range(c.cols):
-            words += [int(state.bias[row, ch]) & 0xFFFF_FFFF, int(state.mult[row, ch]) & 0xFFFF_FFFF,
-                      int(state.shift[row, ch]), 0]
+            words += [int(state.bias[row, ch]) & 0xFFFF_FFFF,
+                      int(state.mult[row, ch]) & 0xFFFF_FFFF, int(state.shift[row, ch]), 0]
         return words
 
     async def write_state(self, state, force=False):

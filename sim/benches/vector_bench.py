@@ -200,9 +200,9 @@ def random_params(rng, tag_width):
     """The per-vector fields: zero point, clamp range (ordered) and tag."""
     zero_point = rng.randint(-128, 127)
     kind = rng.random()
-    if kind < 0.4:
+    if kind < 0.5:
         clamp = (-128, 127)
-    elif kind < 0.6:
+    elif kind < 0.75:
         clamp = (zero_point, 127)   # ReLU
     else:
         clamp = tuple(sorted((rng.randint(-128, 127), rng.randint(-128, 127))))
