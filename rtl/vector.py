@@ -21,6 +21,7 @@ if LATENCY != VEC_PIPELINE_DEPTH - 1:   # the pipeline below is written for exac
     raise RuntimeError(f"rtl.isa.VEC_PIPELINE_DEPTH is {VEC_PIPELINE_DEPTH}, but the vector unit "
                       f"has {LATENCY} stages plus the accumulator read")
 
+INT32_MIN = -(1 << 31)
 INT32_MAX = (1 << 31) - 1
 
 
@@ -86,15 +87,16 @@ class VectorUnit(wiring.Component):
     Timing
     ------
     A vector with ``i.valid`` set in cycle ``t`` appears on ``o`` with ``o.valid`` set in cycle
-    ``t + 4`` (:data:`LATENCY`, ``isa.VEC_PIPELINE_DEPTH - 1``), and ``o`` holds it for that one
-    cycle only if no vector follows. Throughput is one vector per cycle. ``o.valid`` and
-    ``o.payload`` come straight from registers. Reset clears the valid bits only, so vectors in
-    flight during reset are dropped. The four stages:
+    ``t + 4`` (:data:`LATENCY`, ``isa.VEC_PIPELINE_DEPTH - 1``), for that one cycle: the payload
+    registers load every cycle, so ``o.payload`` means nothing while ``o.valid`` is low.
+    Throughput is one vector per cycle. ``o.valid`` and ``o.payload`` come straight from
+    registers. Reset clears the valid bits only, so vectors in flight during reset are dropped.
+    The four stages:
 
     1. ``acc + bias`` (32-bit wrap);
-    2. the 32 x 32 -> 64 bit signed product;
-    3. rounding the product to its high half, with saturation;
-    4. rounding shift, zero point and clamp, into the output register.
+    2. the 32 x 32 -> 64 bit signed product, and the saturation test;
+    3. the product's rounded high half (SRDHM), plus the rounding offset of the shift;
+    4. the arithmetic shift, the zero point and the clamp, into the output register.
     """
 
     def __init__(self, lanes, tag_width):
@@ -126,10 +128,11 @@ class VectorUnit(wiring.Component):
         }), reset_less=True)
         s2 = Signal(data.StructLayout({
             "prod": data.ArrayLayout(signed(64), self.lanes),
+            "saturate": data.ArrayLayout(unsigned(1), self.lanes),
             "side": side,
         }), reset_less=True)
         s3 = Signal(data.StructLayout({
-            "x": data.ArrayLayout(signed(32), self.lanes),
+            "y": data.ArrayLayout(signed(33), self.lanes),
             "side": side,
         }), reset_less=True)
         s4 = Signal(output_layout(self.lanes, self.tag_width), reset_less=True)
@@ -161,36 +164,41 @@ class VectorUnit(wiring.Component):
                 s1.mult[j].eq(p.mult[j]),
             ]
 
-            # Stage 2: full product; |x * mult| <= 2**62, so signed(64) holds it exactly.
-            m.d.sync += s2.prod[j].eq(s1.x[j] * s1.mult[j])
+            # Stage 2: the full product (|x * mult| <= 2**62 fits signed(64)), and gemmlowp's own
+            # overflow test, which off the multiplier's path costs nothing.
+            m.d.sync += [
+                s2.prod[j].eq(s1.x[j] * s1.mult[j]),
+                s2.saturate[j].eq((s1.x[j] == INT32_MIN) & (s1.mult[j] == INT32_MIN)),
+            ]
 
-            # Stage 3: gemmlowp computes (ab + nudge) / 2**31 truncating toward zero, with
+            # Stage 3, SRDHM: gemmlowp computes (ab + nudge) / 2**31 truncating toward zero, with
             # nudge = 2**30 for ab >= 0 and 1 - 2**30 otherwise. For ab >= 0 that is
-            # floor((ab + 2**30) / 2**31). For ab < 0 the numerator is negative, and truncation
-            # is ceil(n / d) = floor((n + d - 1) / d) = floor((ab + 1 - 2**30 + 2**31 - 1) / 2**31)
+            # floor((ab + 2**30) / 2**31). For ab < 0 the numerator is negative, and truncation is
+            # ceil(n / d) = floor((n + d - 1) / d) = floor((ab + 1 - 2**30 + 2**31 - 1) / 2**31)
             # = floor((ab + 2**30) / 2**31) again. So one add and an arithmetic shift are exact
-            # for both signs (tests/test_arith.py checks this identity against the golden model).
-            q = Signal(signed(34), name=f"high{j}")
-            m.d.comb += q.eq((s2.prod[j] + (1 << 30)) >> 31)
-            # q exceeds int32 only for INT32_MIN * INT32_MIN (the only product equal to 2**62),
-            # which gemmlowp saturates to INT32_MAX: so saturating on q is the same test.
-            m.d.sync += s3.x[j].eq(Mux(q > INT32_MAX, INT32_MAX, q))
+            # for both signs. Unless saturating, the result fits int32: its low 32 bits are it.
+            high = Signal(signed(32), name=f"high{j}")
+            m.d.comb += high.eq((s2.prod[j] + (1 << 30)) >> 31)
+            x = Mux(s2.saturate[j], INT32_MAX, high)
+            x_negative = ~s2.saturate[j] & high[31]
 
-            # Stage 4: RoundingDivideByPOT, zero point, clamp.
-            x = s3.x[j]
-            shift = s3.side.shift[j]
-            # shift <= 31, so mask < 2**31 and the low 31 bits of x are all it can select.
-            mask = Signal(unsigned(31), name=f"mask{j}")
-            m.d.comb += mask.eq((1 << shift) - 1)
-            remainder = x[:31] & mask
-            threshold = (mask >> 1) + x[31]   # x[31]: x < 0
-            # x is signed, so x >> shift is the arithmetic shift gemmlowp relies on. The rounded
-            # value is within [-2**31, 2**31) and zero_point within int8: 34 bits hold the sum.
+            # Still stage 3: the rounding of RoundingDivideByPOT, moved ahead of its shift so that
+            # stage 4 is only a shift, an add and the clamp (one lane alone on an LFE5U-85F: 45-54
+            # MHz with the remainder compare in stage 4, 75-78 MHz like this). gemmlowp adds 1
+            # to floor(x / 2**s) when x mod 2**s > 2**(s-1) - 1 + (x < 0). For s >= 1 that is
+            # floor((x + c) / 2**s) with c = 2**(s-1) - (x < 0), as 0 <= c < 2**s; for s = 0 it
+            # is x, i.e. c = 0. x + c lies in [-2**31, 2**31 + 2**30): 33 bits.
+            shift = s2.side.shift[j]
+            half = Signal(unsigned(31), name=f"half{j}")   # 2**(s-1), or 0 for s = 0
+            m.d.comb += half.eq((1 << shift) >> 1)
+            m.d.sync += s3.y[j].eq(x + half - (x_negative & (shift != 0)))
+
+            # Stage 4: the shift (arithmetic: y is signed), zero point and clamp. The shifted
+            # value is within int32 and zero_point within int8: 34 bits hold the sum.
             biased = Signal(signed(34), name=f"biased{j}")
-            m.d.comb += biased.eq((x >> shift) + (remainder > threshold) + s3.side.zero_point)
+            m.d.comb += biased.eq((s3.y[j] >> s3.side.shift[j]) + s3.side.zero_point)
             lo, hi = s3.side.clamp_min, s3.side.clamp_max
-            # min(max(x, lo), hi), np.clip's order: with lo <= hi any order would do.
-            at_least_lo = Mux(biased < lo, lo, biased)
-            m.d.sync += s4.data[j].eq(Mux(at_least_lo > hi, hi, at_least_lo))
+            # Both compares look at biased, not one at the other's result: they run in parallel.
+            m.d.sync += s4.data[j].eq(Mux(biased < lo, lo, Mux(biased > hi, hi, biased)))
 
         return m

@@ -145,12 +145,26 @@ def test_srdhm_random():
         assert int(g) == gemmlowp_srdhm(x, y), f"seed {SEED + 1}: srdhm({x}, {y}) = {int(g)}"
 
 
-def test_srdhm_tie_rule_used_by_the_rtl():
-    """rtl/vector.py computes SRDHM as floor((a*b + 2**30) / 2**31), saturated: the same."""
+def test_srdhm_as_the_rtl_computes_it():
+    """rtl/vector.py computes SRDHM as floor((a*b + 2**30) / 2**31), INT32_MAX when both are
+    INT32_MIN: the same."""
     rng = random.Random(SEED + 2)
     for a, b in itertools.chain(itertools.product(EDGES, EDGES),
                                 zip(random_words(rng, 5000), random_words(rng, 5000), strict=True)):
-        assert min(INT32_MAX, (a * b + (1 << 30)) >> 31) == gemmlowp_srdhm(a, b), (a, b)
+        rtl = INT32_MAX if a == b == INT32_MIN else i32((a * b + (1 << 30)) >> 31)
+        assert rtl == gemmlowp_srdhm(a, b), (a, b)
+
+
+def test_rounding_divide_by_pot_as_the_rtl_computes_it():
+    """rtl/vector.py computes RoundingDivideByPOT(x, s) as (x + c) >> s (in 33 bits) with
+    c = 2**(s-1) - (x < 0) for s >= 1 and c = 0 for s = 0: the same."""
+    rng = random.Random(SEED + 5)
+    xs = EDGES + random_words(rng, 3000)
+    for x in xs:
+        for s in range(32):
+            c = ((1 << s) >> 1) - (x < 0 and s != 0)
+            assert -(1 << 32) <= x + c < 1 << 32
+            assert (x + c) >> s == gemmlowp_rdbp(x, s), (x, s)
 
 
 def test_rounding_divide_by_pot_edges_and_ties():

@@ -1,0 +1,75 @@
+"""CoreConfig validation and the host address map derived from it."""
+
+import pytest
+
+from rtl.config import ConfigError, CoreConfig
+from rtl.hostmap import HostMap, Reg, Region
+
+
+@pytest.mark.parametrize("kwargs, message", [
+    (dict(rows=0), "rows must be between 1 and 64, not 0"),
+    (dict(cols=65), "cols must be between 1 and 64, not 65"),
+    (dict(rows=3, cols=8), "divide one another"),
+    (dict(rows=1, cols=32), "ratio may be at most 16"),
+    (dict(act_depth=0), "act_depth must be between 1 and 16384"),
+    (dict(acc_depth=1 << 15), "acc_depth must be between 1 and 16384"),
+    (dict(prog_depth=1 << 16), "prog_depth must be between 1 and 32768"),
+    (dict(rows=16, wgt_depth=8), "must hold at least one weight tile"),
+    (dict(rows=8.0), "rows must be an integer"),
+    (dict(rows=True), "rows must be an integer"),
+])
+def test_invalid_configurations_are_refused_with_one_line(kwargs, message):
+    with pytest.raises(ConfigError, match=message) as info:
+        CoreConfig(**kwargs)
+    assert "\n" not in str(info.value)
+
+
+def test_from_dict_refuses_unknown_keys():
+    with pytest.raises(ConfigError, match="unknown core parameter"):
+        CoreConfig.from_dict({"rows": 4, "colums": 4})
+
+
+@pytest.mark.parametrize("rows, cols, lanes, groups", [
+    (8, 8, 8, 1), (4, 16, 4, 4), (16, 4, 4, 4), (1, 1, 1, 1), (3, 12, 3, 4)])
+def test_lanes_and_groups(rows, cols, lanes, groups):
+    cfg = CoreConfig(rows=rows, cols=cols)
+    assert (cfg.lanes, cfg.groups) == (lanes, groups)
+
+
+def test_host_map_addresses_are_unique_and_bounded():
+    cfg = CoreConfig(rows=4, cols=16, act_depth=10, wgt_depth=20, acc_depth=7,
+                     qparam_depth=3, prog_depth=5)
+    hmap = HostMap(cfg)
+    seen = set()
+    for region in Region:
+        for row in range(hmap.depth(region)):
+            for word in range(hmap.words_per_row(region)):
+                addr = hmap.addr(region, row, word)
+                assert addr not in seen and addr < 1 << hmap.addr_bits
+                seen.add(addr)
+    with pytest.raises(IndexError):
+        hmap.addr(Region.ACT, 10, 0)
+    with pytest.raises(IndexError):
+        hmap.addr(Region.ACT, 0, 1)
+    assert hmap.reg(Reg.STATUS) == Reg.STATUS
+
+
+@pytest.mark.parametrize("region, values", [
+    (Region.ACT, [-128, 127, 0, -1]),
+    (Region.WGT, [1, -2, 3, -4, 5, -6, 7, -8, 9, -10, 11, -12, 13, -14, 15, -128]),
+    (Region.ACC, [-(1 << 31)] + [(1 << 31) - 1] * 15),
+    (Region.PROG, [0xF123_4567_89AB_CDEF]),
+])
+def test_row_packing_round_trip(region, values):
+    hmap = HostMap(CoreConfig(rows=4, cols=16))
+    words = hmap.row_to_words(region, values)
+    assert all(0 <= w < 1 << 32 for w in words)
+    assert hmap.words_to_row(region, words) == values
+
+
+def test_row_packing_refuses_bad_rows():
+    hmap = HostMap(CoreConfig(rows=4, cols=16))
+    with pytest.raises(ValueError, match="needs 4 lanes"):
+        hmap.row_to_words(Region.ACT, [1, 2, 3])
+    with pytest.raises(ValueError, match="out of range"):
+        hmap.row_to_words(Region.ACT, [1, 2, 3, 200])
