@@ -13,6 +13,14 @@ from .pe import ACT_SHAPE, PSUM_SHAPE, WEIGHT_SHAPE, ProcessingElement
 __all__ = ["SystolicArray"]
 
 
+def shadow_write_layout(rows, cols):
+    """Payload of the shadow-weight write stream: array row ``sel`` of the shadows takes ``row``."""
+    return data.StructLayout({
+        "row": data.ArrayLayout(WEIGHT_SHAPE, cols),
+        "sel": unsigned(max(1, (rows - 1).bit_length())),
+    })
+
+
 class SystolicArray(wiring.Component):
     """R x C weight-stationary systolic array computing ``y = x @ W`` one vector per cycle.
 
@@ -34,14 +42,14 @@ class SystolicArray(wiring.Component):
 
     Members
     -------
-    a : ``In(stream.Signature(StructLayout({"data": ArrayLayout(signed(8), R), "swap": 1}),
-    always_ready=True))``
-        Input vectors, unskewed: ``data[r]`` goes to row ``r``. ``swap`` marks the first vector
-        that uses the weights now in the shadow registers.
-    w : ``In(stream.Signature(StructLayout({"row": ArrayLayout(signed(8), C),
-    "sel": unsigned(max(1, (R - 1).bit_length()))}), always_ready=True))``
-        Shadow weight writes: ``row`` is written into the shadow registers of array row
-        ``sel`` (all ``C`` columns) at the end of the cycle. ``sel`` must be below R.
+    a : ``In(stream.Signature(StructLayout({"data": ..., "swap": 1}), always_ready=True))``
+        Input vectors, unskewed: ``data`` is ``ArrayLayout(signed(8), R)``, and ``data[r]``
+        goes to row ``r``. ``swap`` marks the first vector that uses the weights now in the
+        shadow registers.
+    w : ``In(stream.Signature(StructLayout({"row": ..., "sel": ...}), always_ready=True))``
+        Shadow weight writes: ``row`` (``ArrayLayout(signed(8), C)``) is written into the
+        shadow registers of array row ``sel`` (``unsigned(max(1, (R - 1).bit_length()))``), all
+        ``C`` columns, at the end of the cycle. ``sel`` must be below R.
     y : ``Out(stream.Signature(ArrayLayout(signed(32), C), always_ready=True))``
         Results: ``y.payload[c] = sum(a.data[r] * W[r][c] for r in range(R))``, wrapping at
         32 bits, driven from registers.
@@ -81,10 +89,7 @@ class SystolicArray(wiring.Component):
             "data": data.ArrayLayout(ACT_SHAPE, rows),
             "swap": 1,
         })
-        w_layout = data.StructLayout({
-            "row": data.ArrayLayout(WEIGHT_SHAPE, cols),
-            "sel": unsigned(max(1, (rows - 1).bit_length())),
-        })
+        w_layout = shadow_write_layout(rows, cols)
         super().__init__({
             "a": In(stream.Signature(a_layout, always_ready=True)),
             "w": In(stream.Signature(w_layout, always_ready=True)),

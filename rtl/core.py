@@ -214,14 +214,12 @@ class LockstepCore(wiring.Component):
             host_write_port(act_w, Region.ACT, 4, rows)
             host_write_port(acc_w, Region.ACC, 1, cols)
 
+        wiring.connect(m, loader.w, array.w)
         m.d.comb += [
             seq.prog_data.eq(prog_r.data),
             loader.start.valid.eq(seq.load.valid),
             loader.start.payload.eq(seq.load.payload),
             loader.rd_data.eq(wgt_r.data),
-            array.w.valid.eq(loader.w.valid),
-            array.w.payload.sel.eq(loader.w.payload.sel),
-            array.w.payload.row.eq(loader.w.payload.row),
         ]
 
         # -- host reads: one cycle of latency ----------------------------------------------------

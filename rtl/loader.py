@@ -1,21 +1,13 @@
 """The weight loader: copies one R x C weight tile from weight SRAM into the array's shadows."""
 
 from amaranth import Module, Mux, Signal, unsigned
-from amaranth.lib import data, stream, wiring
+from amaranth.lib import stream, wiring
 from amaranth.lib.wiring import In, Out
 
+from .array import shadow_write_layout
 from .config import ADDR_FIELD_BITS
 
-__all__ = ["WeightLoader", "shadow_write_signature"]
-
-
-def shadow_write_signature(rows, cols):
-    """The array's shadow-weight write stream: row ``sel`` of the shadows takes ``row``."""
-    from amaranth import signed
-    return stream.Signature(data.StructLayout({
-        "row": data.ArrayLayout(signed(8), cols),
-        "sel": unsigned(max(1, (rows - 1).bit_length())),
-    }), always_ready=True)
+__all__ = ["WeightLoader"]
 
 
 class WeightLoader(wiring.Component):
@@ -29,7 +21,7 @@ class WeightLoader(wiring.Component):
         Address for the weight SRAM's synchronous read port (data one cycle later).
     rd_data : In(unsigned(8 * C))
         That read port's data.
-    w : Out(shadow_write_signature(R, C))
+    w : Out(stream.Signature(shadow_write_layout(R, C), always_ready=True))
         Shadow writes for the array.
 
     Timing: a start in cycle s writes shadow row j at the end of cycle s + C + j (j < R). The
@@ -43,7 +35,8 @@ class WeightLoader(wiring.Component):
             "start": In(stream.Signature(unsigned(ADDR_FIELD_BITS), always_ready=True)),
             "rd_addr": Out(unsigned(ADDR_FIELD_BITS)),
             "rd_data": In(unsigned(8 * cfg.cols)),
-            "w": Out(shadow_write_signature(cfg.rows, cfg.cols)),
+            "w": Out(stream.Signature(shadow_write_layout(cfg.rows, cfg.cols),
+                                      always_ready=True)),
         })
 
     def elaborate(self, platform):

@@ -1,11 +1,8 @@
 # amaranth: UnusedElaboratable=no
 """The vector unit: its interface, its parameter checks, and the cocotb bench on both simulators."""
 
-import os
-
 import pytest
 from amaranth import Module, signed, unsigned
-from amaranth.hdl import Const
 from amaranth.lib import data, stream, wiring
 from amaranth.lib.wiring import In, Out
 
@@ -13,48 +10,21 @@ from rtl.isa import VEC_PIPELINE_DEPTH
 from rtl.vector import LATENCY, VectorUnit
 from sim.runner import SIMULATORS, SimulationFailed, run_cocotb
 
-SEED = int(os.environ.get("LOCKSTEP_SEED", "20261128"))
 TAG_WIDTH = 16
 
 
-class ConstFreeTop(wiring.Component):
-    """``inner`` with every port member that is a constant left out, so that it converts.
-
-    Amaranth 0.5.10's ``verilog.convert`` passes a component's ``Const`` members (the ``ready``
-    of an ``always_ready`` stream) on as ports and fails ("Only signals and IO ports may be added
-    as ports, not (const 1'd1)"; amaranth-lang/amaranth#1574, open). This top re-exports the other
-    ports under the same flattened names (``i__valid``, ``i__payload``, ...), so the Verilog
-    module looks as the component's own would.
-    """
-
-    def __init__(self, inner):
-        self._inner = inner
-        self._ports = [("__".join(map(str, path)), member, value)
-                       for path, member, value in inner.signature.flatten(inner)
-                       if not isinstance(value, Const)]
-        super().__init__({name: (In if member.flow == In else Out)(member.shape)
-                          for name, member, _ in self._ports})
-
-    def elaborate(self, platform):
-        m = Module()
-        m.submodules.inner = self._inner
-        for name, member, value in self._ports:
-            outer = getattr(self, name)
-            m.d.comb += value.eq(outer) if member.flow == In else outer.eq(value)
-        return m
-
-
 @pytest.mark.parametrize("lanes", (1, 4))
-@pytest.mark.parametrize("simulator", SIMULATORS)
-def test_vector_unit(simulator, lanes):
+def test_vector_unit(simulator, lanes, seed):
+    """The cocotb bench; ``simulator`` (both, never skipped: a missing one raises
+    SimulatorMissing) and ``seed`` (--seed, LOCKSTEP_SEED or fixed) come from conftest.py."""
+    assert simulator in SIMULATORS
     try:
-        run_cocotb(lambda: ConstFreeTop(VectorUnit(lanes, TAG_WIDTH)), key=f"vector-w{lanes}",
+        run_cocotb(lambda: VectorUnit(lanes, TAG_WIDTH), key=f"vector-w{lanes}",
                    test_module="sim.benches.vector_bench", toplevel="vector",
-                   simulator=simulator, extra_env={"LOCKSTEP_LANES": lanes, "LOCKSTEP_SEED": SEED})
-    except (SimulationFailed, SystemExit) as exc:
-        # Under pytest cocotb's runner leaves by sys.exit() when a cocotb test fails.
+                   simulator=simulator, extra_env={"LOCKSTEP_LANES": lanes, "LOCKSTEP_SEED": seed})
+    except SimulationFailed as exc:
         raise AssertionError(f"vector unit, {lanes} lane(s), on {simulator}: cocotb tests "
-                             f"failed with LOCKSTEP_SEED={SEED} (rerun with it set): {exc}"
+                             f"failed with seed {seed} (rerun with --seed {seed}): {exc}"
                              ) from exc
 
 
