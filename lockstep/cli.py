@@ -9,7 +9,13 @@ import os
 import sys
 from pathlib import Path
 
+import numpy as np
+
 from rtl.config import ConfigError, CoreConfig
+
+from .compiler import CompileError
+from .qmodel import ModelError
+from .runtime import RuntimeFailure
 
 __all__ = ["main"]
 
@@ -65,6 +71,110 @@ def cmd_generate(args):
           f"{cfg.prog_depth} instructions")
 
 
+def load_model(path):
+    """A QModel from an ONNX file, with one-line errors."""
+    from .onnx_import import load_onnx
+    path = Path(path)
+    if not path.is_file():
+        raise UserError(f"no such model file: {path}")
+    return load_onnx(path)
+
+
+def compile_for(args):
+    from .compiler import compile_model
+    model = load_model(args.model)
+    cfg = config_from_args(args)
+    return compile_model(model, cfg, batch=args.batch)
+
+
+def cmd_compile(args):
+    from .artifact import save_compiled
+    compiled = compile_for(args)
+    data = save_compiled(compiled)
+    write_bytes_atomically(args.output, data)
+    cfg = compiled.cfg
+    print(f"wrote {args.output}: {compiled.instructions} instructions for a {cfg.rows}x{cfg.cols} "
+          f"core, batch {compiled.batch}")
+    for layer in compiled.layers:
+        print(f"  {layer['name']}: {layer['macs']} MACs, {layer['instructions']} instructions")
+    print(f"predicted cycles: {compiled.predicted_cycles} per batch of {compiled.batch}")
+
+
+def cmd_run(args):
+    import json
+
+    import numpy as np
+
+    from .runtime import run
+    compiled = compile_for(args)
+    in_path = Path(args.input)
+    if not in_path.is_file():
+        raise UserError(f"no such input file: {in_path}")
+    try:
+        x = np.load(in_path, allow_pickle=False)
+    except (OSError, ValueError) as exc:
+        raise UserError(f"cannot read {in_path} as a .npy array: {exc}") from None
+    x = _from_onnx_layout(x, compiled.model.input_shape)
+    result = run(compiled, x, backend=args.backend, simulator=args.simulator,
+                 progress=None if args.json else sys.stderr)
+    out = result.outputs
+    if not args.int8_output:
+        out = compiled.model.output.dequantize(out).astype(np.float32)
+    out = _to_onnx_layout(out)
+    buffer = _npy_bytes(out)
+    write_bytes_atomically(args.output, buffer)
+    summary = {
+        "backend": args.backend, "samples": int(len(x)), "batch": compiled.batch,
+        "runs": result.runs, "predicted_cycles": compiled.predicted_cycles,
+        "rows": compiled.cfg.rows, "cols": compiled.cfg.cols, "output": str(args.output),
+    }
+    if result.measured_cycles:
+        summary["measured_cycles"] = result.measured_cycles[0] if result.runs == 1 \
+            else result.measured_cycles
+        summary["cycles_match"] = all(c == compiled.predicted_cycles
+                                      for c in result.measured_cycles)
+    if args.json:
+        print(json.dumps(summary))
+    else:
+        for key, value in summary.items():
+            print(f"{key}: {value}")
+    if result.measured_cycles and not summary["cycles_match"]:
+        raise UserError("measured cycles differ from the prediction")
+
+
+def _from_onnx_layout(x, input_shape):
+    """ONNX images are NCHW; the core's are HWC."""
+    if len(input_shape) == 3 and x.ndim == 4:
+        h, w, c = input_shape
+        if x.shape[1:] == (c, h, w):
+            return np.ascontiguousarray(x.transpose(0, 2, 3, 1))
+    return x
+
+
+def _to_onnx_layout(y):
+    if y.ndim == 4:
+        return np.ascontiguousarray(y.transpose(0, 3, 1, 2))
+    return y
+
+
+def _npy_bytes(array):
+    import io
+    buffer = io.BytesIO()
+    np.save(buffer, array, allow_pickle=False)
+    return buffer.getvalue()
+
+
+def write_bytes_atomically(path, data):
+    path = Path(path)
+    tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
+    try:
+        tmp.write_bytes(data)
+        tmp.replace(path)
+    except OSError as exc:
+        tmp.unlink(missing_ok=True)
+        raise UserError(f"cannot write {path}: {exc.strerror}") from None
+
+
 def cmd_demo(args):
     from .demo import run_demo
     run_demo(simulator=args.simulator, seed=args.seed, batch=args.batch)
@@ -81,6 +191,27 @@ def build_parser():
     gen.add_argument("--name", default="lockstep_core", help="top module name")
     gen.set_defaults(func=cmd_generate)
 
+    comp = sub.add_parser("compile", help="compile a quantised ONNX model for a core")
+    comp.add_argument("model", help="quantised ONNX file (QOperator or QDQ)")
+    add_config_arguments(comp)
+    comp.add_argument("--batch", type=int, default=1, help="samples per run (default 1)")
+    comp.add_argument("-o", "--output", required=True, help="compiled program (.npz) to write")
+    comp.set_defaults(func=cmd_compile)
+
+    runp = sub.add_parser("run", help="run a quantised ONNX model on a backend")
+    runp.add_argument("model", help="quantised ONNX file")
+    runp.add_argument("--input", required=True, help=".npy input, float (quantised with the "
+                      "model's input scale) or int8; images NCHW as in ONNX")
+    runp.add_argument("--output", required=True, help=".npy file for the outputs")
+    runp.add_argument("--backend", choices=("golden", "sim"), default="golden")
+    runp.add_argument("--simulator", choices=("verilator", "icarus"), default="verilator")
+    runp.add_argument("--int8-output", action="store_true",
+                      help="write the raw int8 outputs instead of dequantised floats")
+    runp.add_argument("--json", action="store_true", help="print one JSON object")
+    add_config_arguments(runp)
+    runp.add_argument("--batch", type=int, default=1, help="samples per run (default 1)")
+    runp.set_defaults(func=cmd_run)
+
     demo = sub.add_parser("demo", help="run a small int8 network on the golden model and the RTL")
     demo.add_argument("--simulator", choices=("verilator", "icarus"), default="verilator")
     demo.add_argument("--seed", type=int, default=2026)
@@ -94,7 +225,7 @@ def main(argv=None):
     args = parser.parse_args(argv)
     try:
         args.func(args)
-    except (ConfigError, UserError) as exc:
+    except (ConfigError, UserError, ModelError, CompileError, RuntimeFailure) as exc:
         print(f"lockstep {args.command}: error: {exc}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:

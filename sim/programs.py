@@ -18,7 +18,7 @@ from rtl import isa
 
 __all__ = [
     "ceil_div", "place_activations", "place_weights", "place_qparams", "gather_accumulators",
-    "gather_activations", "gemm_program", "requant_program",
+    "gather_activations", "gemm_program", "requant_program", "matmul_program",
 ]
 
 
@@ -73,6 +73,30 @@ def gather_accumulators(cfg, acc_rows, m, n):
     return rows.transpose(1, 0, 2).reshape(m, nt * cfg.cols)[:, :n]
 
 
+def matmul_program(cfg, tiles, *, preload=True):
+    """Instructions that stream activations through a sequence of weight tiles.
+
+    ``tiles`` is a list of ``(wgt_addr, rows)``: the weight tile at ``wgt_addr`` and the MATMULs
+    that use it, each ``(act_addr, acc_addr, m, accumulate)``. The first MATMUL of a tile swaps
+    the tile in and, with ``preload``, loads the next tile while it streams; without it, each
+    next tile gets its own LOADW after the last MATMUL of the current one.
+    """
+    if not tiles:
+        return []
+    words = [isa.encode(isa.Op.LOADW, wgt_addr=tiles[0][0])]
+    for i, (_, rows) in enumerate(tiles):
+        has_next = i + 1 < len(tiles)
+        for j, (act_addr, acc_addr, m, accumulate) in enumerate(rows):
+            args = dict(act_addr=act_addr, acc_addr=acc_addr, m=m, swap=int(j == 0),
+                        accumulate=int(accumulate))
+            if preload and has_next and j == 0:
+                args.update(preload=1, wgt_addr=tiles[i + 1][0])
+            words.append(isa.encode(isa.Op.MATMUL, **args))
+        if not preload and has_next:
+            words.append(isa.encode(isa.Op.LOADW, wgt_addr=tiles[i + 1][0]))
+    return words
+
+
 def gemm_program(cfg, m, k, n, *, x_base=0, w_base=0, acc_base=0, preload=True,
                  accumulate_first=False):
     """Instructions for Y = X @ W (+ Y if ``accumulate_first``) with the layouts above.
@@ -81,23 +105,12 @@ def gemm_program(cfg, m, k, n, *, x_base=0, w_base=0, acc_base=0, preload=True,
     last one is not loaded); without it, each tile gets its own LOADW.
     """
     kt, nt = ceil_div(k, cfg.rows), ceil_div(n, cfg.cols)
-    tiles = [(t, c) for t in range(nt) for c in range(kt)]
-
-    def tile_addr(i):
-        t, c = tiles[i]
-        return w_base + (t * kt + c) * cfg.rows
-
-    words = [isa.encode(isa.Op.LOADW, wgt_addr=tile_addr(0))]
-    for i, (t, c) in enumerate(tiles):
-        args = dict(act_addr=x_base + c * m, acc_addr=acc_base + t * m, m=m, swap=1,
-                    accumulate=int(c > 0 or accumulate_first))
-        has_next = i + 1 < len(tiles)
-        if preload and has_next:
-            args.update(preload=1, wgt_addr=tile_addr(i + 1))
-        words.append(isa.encode(isa.Op.MATMUL, **args))
-        if not preload and has_next:
-            words.append(isa.encode(isa.Op.LOADW, wgt_addr=tile_addr(i + 1)))
-    return words
+    tiles = []
+    for t in range(nt):
+        for c in range(kt):
+            tiles.append((w_base + (t * kt + c) * cfg.rows,
+                          [(x_base + c * m, acc_base + t * m, m, c > 0 or accumulate_first)]))
+    return matmul_program(cfg, tiles, preload=preload)
 
 
 def requant_program(cfg, m, n, *, acc_base=0, y_base=0, q_base=0, zero_point=0,

@@ -1,12 +1,14 @@
-"""Run a program image on the RTL core in simulation, from plain Python (no pytest needed).
+"""Run program images on the RTL core in simulation, from plain Python (no pytest needed).
 
-:func:`run_on_rtl` writes the image through the host port, starts the core, waits for it and
-reads back the SRAMs a program writes and the counters. The simulator build is cached per
-configuration (sim/runner.py), so only the first run of a configuration pays for Verilator.
+:func:`run_on_rtl` writes each image through the host port (only the rows that differ from the
+previous one), starts the core, waits for it and reads back the SRAMs a program writes and the
+counters, all in one simulator process. The simulator build is cached per configuration
+(sim/runner.py), so only the first run of a configuration pays for Verilator.
 """
 
 import json
 import tempfile
+import threading
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -17,7 +19,7 @@ from rtl.isa import Error
 from .model import CoreState
 from .runner import run_cocotb
 
-__all__ = ["RtlResult", "run_on_rtl", "save_state", "load_state"]
+__all__ = ["RtlResult", "run_on_rtl", "run_many_on_rtl", "save_state", "load_state"]
 
 _IMAGES = ("prog", "act", "wgt", "acc", "bias", "mult", "shift")
 
@@ -42,19 +44,60 @@ class RtlResult:
     acc: np.ndarray
 
 
-def run_on_rtl(state, simulator=None, waves=None):
-    """Run ``state`` (a :class:`CoreState` with its program loaded) on the RTL core."""
+def _follow(path, stop, progress, runs):
+    """Print the simulator's progress lines as they appear."""
+    seen = 0
+    while not stop.wait(1.0):
+        try:
+            lines = Path(path).read_text().splitlines()
+        except OSError:
+            continue
+        for line in lines[seen:]:
+            done, cycles = line.split()
+            print(f"  RTL: run {done} finished ({cycles} cycles)", file=progress, flush=True)
+        seen = len(lines)
+
+
+def run_many_on_rtl(states, simulator=None, waves=None, progress=None):
+    """Run each of ``states`` (CoreStates of one configuration, programs loaded) in turn on one
+    simulated core. Returns one :class:`RtlResult` per state."""
     from rtl.core import LockstepCore
-    cfg = state.cfg
+    states = list(states)
+    cfg = states[0].cfg
+    if any(s.cfg != cfg for s in states):
+        raise ValueError("all states must have the same configuration")
     with tempfile.TemporaryDirectory(prefix="lockstep-") as tmp:
-        state_in, state_out = Path(tmp) / "in.npz", Path(tmp) / "out.npz"
-        save_state(state, state_in)
-        run_cocotb(lambda: LockstepCore(cfg), key=f"core-{cfg.name}", toplevel="lockstep_core",
-                   test_module="sim.benches.program_bench", simulator=simulator, waves=waves,
-                   extra_env={"LOCKSTEP_CONFIG": json.dumps(cfg.to_dict()),
-                              "LOCKSTEP_STATE_IN": state_in, "LOCKSTEP_STATE_OUT": state_out})
-        with np.load(state_out) as out:
-            return RtlResult(error=Error(int(out["error"])), cycles=int(out["cycles"]),
-                             mac_cycles=int(out["mac_cycles"]), instret=int(out["instret"]),
-                             err_pc=int(out["err_pc"]), act=out["act"].copy(),
-                             acc=out["acc"].copy())
+        env = {"LOCKSTEP_CONFIG": json.dumps(cfg.to_dict()), "LOCKSTEP_RUNS": len(states),
+               "LOCKSTEP_PROGRESS": Path(tmp) / "progress"}
+        for i, state in enumerate(states):
+            save_state(state, Path(tmp) / f"in{i}.npz")
+            env[f"LOCKSTEP_STATE_IN_{i}"] = Path(tmp) / f"in{i}.npz"
+            env[f"LOCKSTEP_STATE_OUT_{i}"] = Path(tmp) / f"out{i}.npz"
+        stop = threading.Event()
+        follower = None
+        if progress is not None:
+            follower = threading.Thread(target=_follow, daemon=True,
+                                        args=(env["LOCKSTEP_PROGRESS"], stop, progress,
+                                              len(states)))
+            follower.start()
+        try:
+            run_cocotb(lambda: LockstepCore(cfg), key=f"core-{cfg.name}",
+                       toplevel="lockstep_core", test_module="sim.benches.program_bench",
+                       simulator=simulator, waves=waves, extra_env=env)
+        finally:
+            stop.set()
+            if follower is not None:
+                follower.join()
+        results = []
+        for i in range(len(states)):
+            with np.load(env[f"LOCKSTEP_STATE_OUT_{i}"]) as out:
+                results.append(RtlResult(
+                    error=Error(int(out["error"])), cycles=int(out["cycles"]),
+                    mac_cycles=int(out["mac_cycles"]), instret=int(out["instret"]),
+                    err_pc=int(out["err_pc"]), act=out["act"].copy(), acc=out["acc"].copy()))
+        return results
+
+
+def run_on_rtl(state, simulator=None, waves=None, progress=None):
+    """Run one ``state`` (a :class:`CoreState` with its program loaded) on the RTL core."""
+    return run_many_on_rtl([state], simulator=simulator, waves=waves, progress=progress)[0]
