@@ -177,7 +177,7 @@ def write_bytes_atomically(path, data):
 
 def cmd_demo(args):
     from .demo import run_demo
-    run_demo(simulator=args.simulator, seed=args.seed, batch=args.batch)
+    run_demo(simulator=args.simulator, seed=args.seed, rtl_samples=args.rtl_samples)
 
 
 def build_parser():
@@ -215,7 +215,8 @@ def build_parser():
     demo = sub.add_parser("demo", help="run a small int8 network on the golden model and the RTL")
     demo.add_argument("--simulator", choices=("verilator", "icarus"), default="verilator")
     demo.add_argument("--seed", type=int, default=2026)
-    demo.add_argument("--batch", type=int, default=8)
+    demo.add_argument("--rtl-samples", type=int, default=8,
+                      help="test images run on the RTL at batch 1 (default 8)")
     demo.set_defaults(func=cmd_demo)
     return parser
 

@@ -1,9 +1,9 @@
-"""``lockstep demo``: a small int8 network on the golden model and on the RTL in simulation.
+"""``lockstep demo``: the project's main job.
 
-A two-layer perceptron (64 -> 32 with ReLU -> 10) with seeded random int8 weights, per-channel
-requantisation calibrated on its own batch, laid out by sim/programs.py, run once on the golden
-model and once on the RTL core under Verilator (or Icarus). It prints whether the two agree bit
-for bit and whether the predicted cycle count equals the one the RTL counted.
+Trains a small MLP and a small CNN on scikit-learn's bundled 8x8 digits (no download),
+quantises them to int8, compiles them for a Lockstep core, runs the whole test split on the
+golden model and a sample of it on the RTL in simulation, and reports accuracy, bit-exactness,
+predicted against measured cycles, array utilisation and latency at each board's clock.
 """
 
 import sys
@@ -11,100 +11,101 @@ import time
 
 import numpy as np
 
-from rtl import isa
+from boards.catalog import BOARDS
 from rtl.config import CoreConfig
-from sim.arith import clamp_for, gemm_i32, quantize_multiplier
-from sim.model import CoreState, run
-from sim.programs import (
-    ceil_div,
-    gather_activations,
-    gemm_program,
-    place_activations,
-    place_qparams,
-    place_weights,
-    requant_program,
-)
-from sim.rtlsim import run_on_rtl
+
+from .compiler import compile_model
+from .quantize import quantize
+from .runtime import run
+from .train import accuracy, load_digits_split, train_cnn, train_mlp
 
 __all__ = ["run_demo", "DEMO_CONFIG"]
 
-DEMO_CONFIG = CoreConfig(rows=8, cols=8, act_depth=256, wgt_depth=512, acc_depth=64,
-                         qparam_depth=8, prog_depth=64)
-LAYERS = ((64, 32, "relu"), (32, 10, "none"))
+DEMO_CONFIG = CoreConfig(rows=8, cols=8, act_depth=2048, wgt_depth=2048, acc_depth=1024,
+                         qparam_depth=32, prog_depth=1024)
+LARGE_BATCH = 16
 
 
-def build_network(cfg, batch, rng):
-    """Weights, requantisation and the whole program of the demo MLP; returns (state, layout)."""
-    state = CoreState(cfg)
-    x = rng.integers(-128, 128, size=(batch, LAYERS[0][0]), dtype=np.int8)
-    act_base, wgt_base, q_base = 0, 0, 0
-    state.act[:len(place_activations(cfg, x))] = place_activations(cfg, x)
-    program, inputs, out_base = [], x, None
-    in_base = act_base
-    for k, n, activation in LAYERS:
-        w = rng.integers(-60, 61, size=(k, n), dtype=np.int8)
-        bias = rng.integers(-2000, 2000, size=n)
-        acc = gemm_i32(inputs, w) + bias
-        # Per-channel calibration on this batch: map each channel's range onto +-100.
-        scales = [min(0.999, 100.0 / (int(peak) + 1)) for peak in np.abs(acc).max(axis=0)]
-        mult, shift = zip(*(quantize_multiplier(s) for s in scales), strict=True)
-        rows = place_weights(cfg, w)
-        state.wgt[wgt_base:wgt_base + len(rows)] = rows
-        b, mu, sh = place_qparams(cfg, bias, mult, shift)
-        state.bias[q_base:q_base + len(b)] = b
-        state.mult[q_base:q_base + len(b)] = mu
-        state.shift[q_base:q_base + len(b)] = sh
-        out_base = in_base + ceil_div(k, cfg.rows) * batch
-        program += gemm_program(cfg, batch, k, n, x_base=in_base, w_base=wgt_base, acc_base=0)
-        program += requant_program(cfg, batch, n, acc_base=0, y_base=out_base, q_base=q_base,
-                                   zero_point=0, clamp=clamp_for(activation, 0))
-        # The next layer reads this one's output in place.
-        inputs = _golden_layer_output(cfg, state, program, batch, n, out_base)
-        in_base, wgt_base, q_base = out_base, wgt_base + len(rows), q_base + len(b)
-    state.load_program(program + [isa.encode(isa.Op.HALT)])
-    return state, dict(x=x, out_base=out_base, classes=LAYERS[-1][1])
+def _macs(model):
+    """MACs of one inference (no padding)."""
+    total = 0
+    for layer, out in zip(model.layers, model.shapes(), strict=True):
+        if hasattr(layer, "weight"):
+            pixels = out[0] * out[1] if len(out) == 3 else 1
+            total += pixels * int(np.prod(layer.weight.shape))
+    return total
 
 
-def _golden_layer_output(cfg, state, program, batch, n, base):
-    """Run the program so far on the golden model to calibrate the next layer on real data."""
-    probe = state.copy()
-    probe.load_program(program + [isa.encode(isa.Op.HALT)])
-    run(probe)
-    return gather_activations(cfg, probe.act[base:], batch, n)
+def _board_latencies(model, batch):
+    """Predicted latency of one batch on each board's own core, at its clock."""
+    out = []
+    for name, board in BOARDS.items():
+        try:
+            compiled = compile_model(model, board.core, batch=batch)
+        except ValueError as exc:
+            out.append(f"{name}: does not fit ({exc})")
+            continue
+        us = compiled.predicted_cycles / board.clock_mhz
+        out.append(f"{name} ({board.core.rows}x{board.core.cols} @ {board.clock_mhz:g} MHz): "
+                   f"{us:.1f} us")
+    return out
 
 
-def run_demo(simulator="verilator", seed=2026, batch=8, out=sys.stdout):
-    cfg = DEMO_CONFIG
-    if not 1 <= batch <= cfg.act_depth // 16:
-        raise ValueError(f"batch must be between 1 and {cfg.act_depth // 16}")
-    rng = np.random.default_rng(seed)
-    state, layout = build_network(cfg, batch, rng)
-    golden = state.copy()
-    predicted = run(golden)
-    n = layout["classes"]
-    golden_out = gather_activations(cfg, golden.act[layout["out_base"]:], batch, n)
-
-    print(f"Lockstep demo: MLP 64-32-10 (int8), batch {batch}, {cfg.rows}x{cfg.cols} array, "
-          f"seed {seed}", file=out)
-    print(f"  program: {sum(1 for w in state.prog if int(w))} instructions, "
-          f"predicted {predicted.cycles} cycles", file=out)
-    print(f"  running on the RTL ({simulator}; the first run builds the simulator)...",
-          file=out, flush=True)
+def run_demo(simulator="verilator", seed=2026, rtl_samples=8, out=sys.stdout):
     started = time.perf_counter()
-    rtl = run_on_rtl(state, simulator=simulator)
-    wall = time.perf_counter() - started
-    rtl_out = gather_activations(cfg, rtl.act[layout["out_base"]:], batch, n)
-    same_bits = np.array_equal(rtl_out, golden_out) and np.array_equal(rtl.act, golden.act)
-    macs = batch * sum(k * n for k, n, _ in LAYERS)
-    print(f"  classes (golden): {golden_out.argmax(axis=1).tolist()}", file=out)
-    print(f"  classes (RTL):    {rtl_out.argmax(axis=1).tolist()}", file=out)
-    print(f"  RTL == golden model, bit for bit: {'yes' if same_bits else 'NO'}", file=out)
-    print(f"  cycles: predicted {predicted.cycles}, measured {rtl.cycles}: "
-          f"{'equal' if rtl.cycles == predicted.cycles else 'DIFFERENT'}", file=out)
-    print(f"  array utilisation: {macs / (rtl.cycles * cfg.macs_per_cycle):.3f} "
-          f"({macs} MACs)", file=out)
-    print(f"  simulation wall time: {wall:.1f} s", file=out)
-    ok = same_bits and rtl.cycles == predicted.cycles and rtl.error == isa.Error.NONE
-    if not ok:
+    say = lambda *a: print(*a, file=out, flush=True)   # noqa: E731
+    x_train, y_train, x_test, y_test = load_digits_split(seed=0)
+    say(f"Lockstep demo: scikit-learn digits, {len(x_train)} training and {len(x_test)} test "
+        f"images; core {DEMO_CONFIG.rows}x{DEMO_CONFIG.cols}, RTL on {simulator}")
+    cfg = DEMO_CONFIG
+    all_ok = True
+    for kind in ("mlp", "cnn"):
+        t0 = time.perf_counter()
+        if kind == "mlp":
+            float_model = train_mlp(x_train.reshape(len(x_train), -1), y_train, seed=seed)
+            xs = x_test.reshape(len(x_test), -1)
+            calib = x_train.reshape(len(x_train), -1)[:500]
+        else:
+            float_model = train_cnn(x_train, y_train, seed=seed)
+            xs, calib = x_test, x_train[:500]
+        model = quantize(float_model, calib, name=kind)
+        trained = time.perf_counter() - t0
+        float_acc = accuracy(float_model, xs, y_test)
+        q_in = model.input.quantize(xs)
+
+        small = compile_model(model, cfg, batch=1)
+        large = compile_model(model, cfg, batch=LARGE_BATCH)
+        golden = run(large, q_in, backend="golden")
+        int8_acc = float(np.mean(golden.outputs.argmax(axis=1) == y_test))
+
+        sample = q_in[:rtl_samples]
+        rtl_1 = run(small, sample, backend="sim", simulator=simulator)
+        rtl_n = run(large, q_in[:LARGE_BATCH], backend="sim", simulator=simulator)
+        same = (np.array_equal(rtl_1.outputs, golden.outputs[:rtl_samples])
+                and np.array_equal(rtl_n.outputs, golden.outputs[:LARGE_BATCH]))
+        cycles_ok = (set(rtl_1.measured_cycles) == {small.predicted_cycles}
+                     and set(rtl_n.measured_cycles) == {large.predicted_cycles})
+        all_ok &= same and cycles_ok
+        macs = _macs(model)
+        names = " -> ".join(layer.describe() for layer in model.layers)
+        say(f"\n{kind.upper()}: {names}")
+        say(f"  trained and quantised in {trained:.1f} s")
+        say(f"  accuracy on the test split: float {100 * float_acc:.2f}%, "
+            f"int8 {100 * int8_acc:.2f}% (golden model of the core)")
+        say(f"  RTL == golden model, bit for bit, on {rtl_samples} images at batch 1 and "
+            f"{LARGE_BATCH} at batch {LARGE_BATCH}: {'yes' if same else 'NO'}")
+        for label, compiled, result in (("batch 1", small, rtl_1),
+                                        (f"batch {LARGE_BATCH}", large, rtl_n)):
+            measured = sorted(set(result.measured_cycles))
+            per = compiled.predicted_cycles / compiled.batch
+            util = macs * compiled.batch / (compiled.predicted_cycles * cfg.macs_per_cycle)
+            say(f"  {label}: predicted {compiled.predicted_cycles} cycles, measured "
+                f"{', '.join(map(str, measured))} "
+                f"({'equal' if measured == [compiled.predicted_cycles] else 'DIFFERENT'}); "
+                f"{per:.0f} cycles per inference, utilisation {100 * util:.1f}%")
+        say("  latency at batch 1 on each board's core: "
+            + "; ".join(_board_latencies(model, 1)))
+    say(f"\ndone in {time.perf_counter() - started:.0f} s")
+    if not all_ok:
         raise SystemExit("lockstep demo: the RTL disagreed with the golden model")
-    return dict(cycles=rtl.cycles, predicted=predicted.cycles, same_bits=same_bits)
+    return all_ok
