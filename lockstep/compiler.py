@@ -85,8 +85,9 @@ class CompiledModel:
         if x.dtype != np.int8 or x.shape != expected:
             raise ModelError(f"input must be int8 of shape {expected}, not {x.dtype} {x.shape}")
         state = self.state.copy()
+        # An image goes on the canvas, one row per pixel; anything else one row per sample.
         rows = place_activations(self.cfg, x.reshape(-1, x.shape[-1]) if self.input.image
-                                 else x)
+                                 else x.reshape(len(x), -1))
         state.act[self.input.base:self.input.base + len(rows)] = rows
         return state
 
@@ -274,7 +275,11 @@ def _build(model, cfg, batch, region1_base):
     """Emit the whole program with activation region 1 at ``region1_base``."""
     b = _Builder(cfg, model, batch)
     shape = model.input_shape
-    if len(shape) == 3:
+    if len(shape) == 3 and isinstance(model.layers[0], Flatten):
+        # Flattening the input itself costs nothing: the host places it flat.
+        b.canvas = None
+        x = Tensor(0, batch, int(np.prod(shape)))
+    elif len(shape) == 3:
         b.canvas = shape[:2]
         x = Tensor(0, batch * shape[0] * shape[1], shape[2], image=shape[:2])
     elif len(shape) == 1:
