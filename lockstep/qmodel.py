@@ -45,7 +45,8 @@ class QParams:
             raise ModelError(f"int8 zero point must be in [-128, 127], not {self.zero_point}")
 
     def quantize(self, x):
-        q = np.round(np.asarray(x, dtype=np.float64) / self.scale) + self.zero_point
+        # In float32, as ONNX's QuantizeLinear (and onnxruntime) computes it.
+        q = np.round(np.asarray(x, dtype=np.float32) / np.float32(self.scale)) + self.zero_point
         return np.clip(q, -128, 127).astype(np.int8)
 
     def dequantize(self, q):

@@ -1,0 +1,107 @@
+"""Quantised ONNX files made in the test with onnxruntime's quantizer, through the whole tool
+chain: import, compile, the golden model and the RTL (bit for bit, cycles equal), and the
+`lockstep compile` / `lockstep run` commands with their refusals."""
+
+import json
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+from test_onnx_import import BUILDERS, quantize
+
+from lockstep.compiler import compile_model
+from lockstep.onnx_import import load_onnx
+from lockstep.runtime import run
+from rtl.config import CoreConfig
+
+CORE = CoreConfig(rows=8, cols=8, act_depth=2048, wgt_depth=4096, acc_depth=1024,
+                  qparam_depth=64, prog_depth=2048)
+CORE_ARGS = ["--rows", "8", "--cols", "8", "--act-depth", "2048", "--wgt-depth", "4096",
+             "--acc-depth", "1024", "--qparam-depth", "64", "--prog-depth", "2048"]
+
+
+@pytest.fixture
+def onnx_file(tmp_path, seed):
+    def make(name, fmt):
+        rng = np.random.default_rng(seed)
+        return quantize(BUILDERS[name](rng), tmp_path / f"{name}_{fmt}.onnx", fmt, rng)
+    return make
+
+
+def lockstep(*args):
+    return subprocess.run([sys.executable, "-m", "lockstep.cli", *args], capture_output=True,
+                          text=True)
+
+
+@pytest.mark.parametrize("name, fmt", [("mlp", "QOperator"), ("cnn", "QDQ")])
+def test_onnx_model_on_golden_and_rtl(onnx_file, name, fmt, seed):
+    model = load_onnx(onnx_file(name, fmt))
+    compiled = compile_model(model, CORE, batch=2)
+    rng = np.random.default_rng(seed)
+    x = rng.integers(-128, 128, (4, *model.input_shape)).astype(np.int8)
+    golden = run(compiled, x, backend="golden")
+    rtl = run(compiled, x, backend="sim")
+    assert np.array_equal(golden.outputs, model.reference(x)), f"seed {seed}"
+    assert np.array_equal(rtl.outputs, golden.outputs), f"seed {seed}"
+    assert rtl.measured_cycles == [compiled.predicted_cycles] * 2
+
+
+def test_cli_compile_and_run(onnx_file, tmp_path, seed):
+    path = onnx_file("cnn", "QOperator")
+    model = load_onnx(path)
+    out = tmp_path / "cnn.lockstep.npz"
+    done = lockstep("compile", str(path), *CORE_ARGS, "--batch", "2", "-o", str(out))
+    assert done.returncode == 0, done.stderr
+    predicted = compile_model(model, CORE, batch=2).predicted_cycles
+    assert f"predicted cycles: {predicted} per batch of 2" in done.stdout
+    assert out.is_file()
+
+    rng = np.random.default_rng(seed)
+    x = rng.normal(0, 1, (3, 1, 8, 8)).astype(np.float32)    # NCHW, as onnxruntime takes it
+    np.save(tmp_path / "x.npy", x)
+    results = {}
+    for backend in ("golden", "sim"):
+        y_path = tmp_path / f"y_{backend}.npy"
+        done = lockstep("run", str(path), "--input", str(tmp_path / "x.npy"), "--output",
+                        str(y_path), "--backend", backend, "--json", *CORE_ARGS)
+        assert done.returncode == 0, done.stderr
+        summary = json.loads(done.stdout)
+        assert summary["predicted_cycles"] == compile_model(model, CORE).predicted_cycles
+        if backend == "sim":
+            assert summary["measured_cycles"] == [summary["predicted_cycles"]] * 3
+        results[backend] = np.load(y_path)
+    assert np.array_equal(results["golden"], results["sim"])
+    expected = model.output.dequantize(
+        model.reference(model.input.quantize(x.transpose(0, 2, 3, 1))))
+    assert np.allclose(results["golden"], expected)
+
+
+@pytest.mark.parametrize("content, message", [
+    (b"not an onnx file at all", "not a valid ONNX file"),
+    (b"", "not a valid ONNX file"),
+])
+def test_cli_refuses_malformed_files(tmp_path, content, message):
+    bad = tmp_path / "bad.onnx"
+    bad.write_bytes(content)
+    out = tmp_path / "out.npz"
+    done = lockstep("compile", str(bad), "-o", str(out))
+    assert done.returncode == 2 and message in done.stderr
+    assert len(done.stderr.strip().splitlines()) == 1 and "Traceback" not in done.stderr
+    assert not out.exists()
+
+
+def test_cli_refuses_models_that_do_not_fit(onnx_file, tmp_path):
+    path = onnx_file("mlp", "QDQ")
+    out = tmp_path / "out.npz"
+    done = lockstep("compile", str(path), "--wgt-depth", "16", "-o", str(out))
+    assert done.returncode == 2
+    assert "weight SRAM needs" in done.stderr and "the core has 16 rows" in done.stderr
+    assert len(done.stderr.strip().splitlines()) == 1
+    assert not out.exists() and sorted(p.name for p in tmp_path.iterdir()) == [
+        path.name, path.stem + "_float.onnx"]
+
+
+def test_cli_refuses_missing_files(tmp_path):
+    done = lockstep("run", str(tmp_path / "nope.onnx"), "--input", "x.npy", "--output", "y.npy")
+    assert done.returncode == 2 and "no such model file" in done.stderr
