@@ -177,7 +177,8 @@ def write_bytes_atomically(path, data):
 
 def cmd_demo(args):
     from .demo import run_demo
-    run_demo(simulator=args.simulator, seed=args.seed, rtl_samples=args.rtl_samples)
+    run_demo(simulator=args.simulator, seed=args.seed, rtl_samples=args.rtl_samples,
+             progress=sys.stderr)
 
 
 def build_parser():

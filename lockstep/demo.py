@@ -51,7 +51,7 @@ def _board_latencies(model, batch):
     return out
 
 
-def run_demo(simulator="verilator", seed=2026, rtl_samples=8, out=sys.stdout):
+def run_demo(simulator="verilator", seed=2026, rtl_samples=8, out=sys.stdout, progress=None):
     started = time.perf_counter()
     say = lambda *a: print(*a, file=out, flush=True)   # noqa: E731
     x_train, y_train, x_test, y_test = load_digits_split(seed=0)
@@ -79,8 +79,11 @@ def run_demo(simulator="verilator", seed=2026, rtl_samples=8, out=sys.stdout):
         int8_acc = float(np.mean(golden.outputs.argmax(axis=1) == y_test))
 
         sample = q_in[:rtl_samples]
-        rtl_1 = run(small, sample, backend="sim", simulator=simulator)
-        rtl_n = run(large, q_in[:LARGE_BATCH], backend="sim", simulator=simulator)
+        say(f"  running {rtl_samples} images at batch 1 and {LARGE_BATCH} at batch {LARGE_BATCH} "
+            f"on the RTL ({simulator}; the first run of a core builds its simulator)")
+        rtl_1 = run(small, sample, backend="sim", simulator=simulator, progress=progress)
+        rtl_n = run(large, q_in[:LARGE_BATCH], backend="sim", simulator=simulator,
+                    progress=progress)
         same = (np.array_equal(rtl_1.outputs, golden.outputs[:rtl_samples])
                 and np.array_equal(rtl_n.outputs, golden.outputs[:LARGE_BATCH]))
         cycles_ok = (set(rtl_1.measured_cycles) == {small.predicted_cycles}
