@@ -8,17 +8,16 @@ import sys
 
 import numpy as np
 import pytest
+from test_compiler import big_core
 from test_onnx_import import BUILDERS, quantize
 
 from lockstep.compiler import compile_model
 from lockstep.onnx_import import load_onnx
 from lockstep.runtime import run
-from rtl.config import CoreConfig
 
-CORE = CoreConfig(rows=8, cols=8, act_depth=2048, wgt_depth=4096, acc_depth=1024,
-                  qparam_depth=64, prog_depth=2048)
-CORE_ARGS = ["--rows", "8", "--cols", "8", "--act-depth", "2048", "--wgt-depth", "4096",
-             "--acc-depth", "1024", "--qparam-depth", "64", "--prog-depth", "2048"]
+# The core of tests/test_compiler.py's 8x8 runs, so that both share one simulator build.
+CORE = big_core(8, 8)
+CORE_ARGS = [f"--{name.replace('_', '-')}={value}" for name, value in CORE.to_dict().items()]
 
 
 @pytest.fixture
