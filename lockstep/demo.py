@@ -78,6 +78,11 @@ def run_demo(simulator="verilator", seed=2026, rtl_samples=8, out=sys.stdout, pr
         golden = run(large, q_in, backend="golden")
         int8_acc = float(np.mean(golden.outputs.argmax(axis=1) == y_test))
 
+        names = " -> ".join(layer.describe() for layer in model.layers)
+        say(f"\n{kind.upper()}: {names}")
+        say(f"  trained and quantised in {trained:.1f} s")
+        say(f"  accuracy on the test split: float {100 * float_acc:.2f}%, "
+            f"int8 {100 * int8_acc:.2f}% (golden model of the core)")
         sample = q_in[:rtl_samples]
         say(f"  running {rtl_samples} images at batch 1 and {LARGE_BATCH} at batch {LARGE_BATCH} "
             f"on the RTL ({simulator}; the first run of a core builds its simulator)")
@@ -90,11 +95,6 @@ def run_demo(simulator="verilator", seed=2026, rtl_samples=8, out=sys.stdout, pr
                      and set(rtl_n.measured_cycles) == {large.predicted_cycles})
         all_ok &= same and cycles_ok
         macs = _macs(model)
-        names = " -> ".join(layer.describe() for layer in model.layers)
-        say(f"\n{kind.upper()}: {names}")
-        say(f"  trained and quantised in {trained:.1f} s")
-        say(f"  accuracy on the test split: float {100 * float_acc:.2f}%, "
-            f"int8 {100 * int8_acc:.2f}% (golden model of the core)")
         say(f"  RTL == golden model, bit for bit, on {rtl_samples} images at batch 1 and "
             f"{LARGE_BATCH} at batch {LARGE_BATCH}: {'yes' if same else 'NO'}")
         for label, compiled, result in (("batch 1", small, rtl_1),
@@ -106,7 +106,7 @@ def run_demo(simulator="verilator", seed=2026, rtl_samples=8, out=sys.stdout, pr
                 f"{', '.join(map(str, measured))} "
                 f"({'equal' if measured == [compiled.predicted_cycles] else 'DIFFERENT'}); "
                 f"{per:.0f} cycles per inference, utilisation {100 * util:.1f}%")
-        say("  latency at batch 1 on each board's core: "
+        say("  predicted latency at batch 1 on each board's core, at its target clock: "
             + "; ".join(_board_latencies(model, 1)))
     say(f"\ndone in {time.perf_counter() - started:.0f} s")
     if not all_ok:
