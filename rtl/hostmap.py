@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from enum import IntEnum
 
 __all__ = ["Region", "Reg", "HostMap", "STATUS_BUSY", "STATUS_DONE", "STATUS_ERROR_SHIFT", "MAGIC",
-           "CTRL_START", "QPARAM_FIELDS", "REGION_BITS", "DATA_BITS"]
+           "CTRL_START", "QPARAM_FIELDS", "REGION_BITS", "DATA_BITS", "SRAM_FIELDS", "row_words"]
 
 REGION_BITS = 3
 DATA_BITS = 32
@@ -55,6 +55,11 @@ STATUS_ERROR_SHIFT = 8
 
 # Word k of a channel's 4-word slot in Region.QPARAM (word = 4 * channel + k).
 QPARAM_FIELDS = ("bias", "mult", "shift")   # word 3 is reserved: reads 0, writes ignored
+
+# (image name, region) of every SRAM image the host can write and read; the names are those of
+# sim.model.CoreState ("qparam" stands for its bias, mult and shift arrays together).
+SRAM_FIELDS = (("prog", Region.PROG), ("act", Region.ACT), ("wgt", Region.WGT),
+               ("acc", Region.ACC), ("qparam", Region.QPARAM))
 
 
 def _ceil_log2(n):
@@ -164,3 +169,21 @@ class HostMap:
         if region == Region.PROG:
             return [words[0] | (words[1] << 32)]
         raise ValueError(f"no row unpacking for {region.name}")
+
+
+def row_words(hmap, state, name, row):
+    """The host words of row ``row`` of SRAM image ``name`` (see SRAM_FIELDS) of ``state``, a
+    sim.model.CoreState or anything with its arrays (prog, act, wgt, acc, bias, mult, shift).
+
+    The one copy of this packing: the cocotb benches and the host link client both use it."""
+    if name == "prog":
+        return hmap.row_to_words(Region.PROG, [int(state.prog[row])])
+    if name in ("act", "wgt", "acc"):
+        return hmap.row_to_words(dict(SRAM_FIELDS)[name], getattr(state, name)[row])
+    if name != "qparam":
+        raise ValueError(f"no SRAM image called {name!r}")
+    words = []
+    for ch in range(hmap.cfg.cols):
+        words += [int(state.bias[row, ch]) & 0xFFFF_FFFF, int(state.mult[row, ch]) & 0xFFFF_FFFF,
+                  int(state.shift[row, ch]) & 0xFF, 0]
+    return words

@@ -13,14 +13,18 @@ from cocotb.clock import Clock
 from cocotb.triggers import FallingEdge, RisingEdge
 
 from rtl.config import CoreConfig
-from rtl.hostmap import STATUS_BUSY, STATUS_DONE, STATUS_ERROR_SHIFT, HostMap, Reg, Region
+from rtl.hostmap import (
+    SRAM_FIELDS,
+    STATUS_BUSY,
+    STATUS_DONE,
+    STATUS_ERROR_SHIFT,
+    HostMap,
+    Reg,
+    row_words,
+)
 from sim.model import CoreState, run
 
 __all__ = ["CoreTB", "config_from_env", "seed_from_env", "SRAM_FIELDS"]
-
-# (model attribute, region) of every SRAM image the host can write and read.
-SRAM_FIELDS = (("prog", Region.PROG), ("act", Region.ACT), ("wgt", Region.WGT),
-               ("acc", Region.ACC), ("qparam", Region.QPARAM))
 
 
 def config_from_env():
@@ -87,20 +91,7 @@ class CoreTB:
 
     def row_words(self, state, name, row):
         """The host words of row ``row`` of SRAM ``name`` in model state ``state``."""
-        m, c = self.map, self.cfg
-        if name == "prog":
-            return m.row_to_words(Region.PROG, [int(state.prog[row])])
-        if name == "act":
-            return m.row_to_words(Region.ACT, state.act[row])
-        if name == "wgt":
-            return m.row_to_words(Region.WGT, state.wgt[row])
-        if name == "acc":
-            return m.row_to_words(Region.ACC, state.acc[row])
-        words = []
-        for ch in range(c.cols):
-            words += [int(state.bias[row, ch]) & 0xFFFF_FFFF,
-                      int(state.mult[row, ch]) & 0xFFFF_FFFF, int(state.shift[row, ch]), 0]
-        return words
+        return row_words(self.map, state, name, row)
 
     async def write_state(self, state, force=False):
         """Write every SRAM row of ``state`` that differs from the mirror (or all, if ``force``)."""

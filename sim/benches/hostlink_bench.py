@@ -1,0 +1,349 @@
+"""cocotb tests of a core behind its host link (rtl/hostlink.py, LinkedCore), driven through the
+serial pins by the host-side client itself (lockstep/hostlink.py).
+
+:class:`SimUartTransport` is an :class:`~lockstep.hostlink.AsyncTransport` that drives ``rx``
+and samples ``tx`` bit by bit, so every frame here is built, sent, received and checked by the
+same code that talks to a board.
+
+Environment: LOCKSTEP_CONFIG (JSON of a CoreConfig), LOCKSTEP_SEED, LOCKSTEP_DIVISOR (clock
+cycles per bit), LOCKSTEP_TIMEOUT_BITS (the link's mid-frame timeout), LOCKSTEP_PROGRAMS.
+"""
+
+import collections
+import os
+
+import cocotb
+import numpy as np
+from cocotb.clock import Clock
+from cocotb.triggers import (
+    ClockCycles,
+    Event,
+    FallingEdge,
+    RisingEdge,
+    SimTimeoutError,
+    Timer,
+    with_timeout,
+)
+
+from lockstep.hostlink import AsyncHostLinkClient, AsyncTransport, LinkError
+from rtl.hostlink_protocol import (
+    BITS_PER_BYTE,
+    MAX_WORDS,
+    PROTOCOL_VERSION,
+    RESPONSE_HEADER_BYTES,
+    Cmd,
+    Status,
+    decode_response,
+    encode_frame,
+    read_request,
+    response_length,
+    write_request,
+)
+from rtl.hostmap import SRAM_FIELDS, STATUS_BUSY, STATUS_DONE, HostMap, Reg, Region, row_words
+from sim.model import CoreState, run
+from sim.randprog import random_case, random_int8
+
+from .coretb import config_from_env, seed_from_env
+
+CLOCK_NS = 10
+
+
+class SimUartTransport(AsyncTransport):
+    """The simulated board's serial pins as a transport (8N1, ``divisor`` cycles per bit).
+
+    ``write`` drives ``dut.rx`` bit by bit; a monitor decodes ``dut.tx`` into a queue that
+    ``read`` takes from. ``read`` gives up after ``timeout_cycles`` without a new byte.
+    """
+
+    name = "the simulated UART"
+
+    def __init__(self, dut, divisor, timeout_cycles):
+        self.dut = dut
+        self.divisor = divisor
+        self.bit_ns = divisor * CLOCK_NS
+        self.timeout_cycles = timeout_cycles
+        self.received = collections.deque()
+        self.arrived = Event()
+        self.framing_errors = 0
+        self.bytes_sent = 0
+        self._monitor = cocotb.start_soon(self._watch_tx())
+
+    def timeout_text(self):
+        return f"{self.timeout_cycles} clock cycles"
+
+    async def _watch_tx(self):
+        # Timers, not clock edges: Python wakes once per bit, not once per cycle. ``tx`` changes
+        # only at bit boundaries, and samples are taken half a bit away from them.
+        dut, bit = self.dut, self.bit_ns
+        while True:
+            await FallingEdge(dut.tx)
+            await Timer(bit / 2, "ns")
+            if int(dut.tx.value) != 0:
+                continue                         # a glitch: the board never sends one
+            byte = 0
+            for i in range(8):
+                await Timer(bit, "ns")
+                byte |= int(dut.tx.value) << i
+            await Timer(bit, "ns")
+            if int(dut.tx.value) != 1:
+                self.framing_errors += 1
+                continue
+            self.received.append(byte)
+            self.arrived.set()
+
+    async def write(self, data):
+        dut, bit_ns = self.dut, self.bit_ns
+        for byte in bytes(data):
+            for bit in [0, *((byte >> i) & 1 for i in range(8)), 1]:
+                dut.rx.value = bit
+                await Timer(bit_ns, "ns")
+        self.bytes_sent += len(data)
+
+    async def read(self, n, timeout=None):
+        cycles = self.timeout_cycles if timeout is None else timeout
+        while len(self.received) < n:
+            self.arrived.clear()
+            try:
+                await with_timeout(self.arrived.wait(), cycles * CLOCK_NS, "ns")
+            except SimTimeoutError:
+                break
+        count = min(n, len(self.received))
+        return bytes(self.received.popleft() for _ in range(count))
+
+    def discard_input(self):
+        self.received.clear()
+
+
+
+class Bench:
+    def __init__(self, dut):
+        self.dut = dut
+        self.cfg = config_from_env()
+        self.map = HostMap(self.cfg)
+        self.seed = seed_from_env()
+        self.divisor = int(os.environ["LOCKSTEP_DIVISOR"])
+        self.timeout_bits = int(os.environ["LOCKSTEP_TIMEOUT_BITS"])
+
+    async def reset(self):
+        dut = self.dut
+        # The clock runs in the simulator's C++ side: Python only wakes for the bench's events.
+        Clock(dut.clk, CLOCK_NS, unit="ns", impl="gpi").start()
+        dut.rx.value = 1
+        dut.rst.value = 1
+        await ClockCycles(dut.clk, 2)
+        dut.rst.value = 0
+        await RisingEdge(dut.clk)
+        # The board answers a truncated frame after timeout_bits of silence: wait a bit more.
+        self.link = SimUartTransport(
+            dut, self.divisor, (self.timeout_bits + 4 * BITS_PER_BYTE) * self.divisor)
+        self.client = AsyncHostLinkClient(self.link, self.cfg)
+
+    def rng(self, name):
+        return np.random.default_rng([self.seed, sum(name.encode())])
+
+    def random_state(self, rng):
+        cfg = self.cfg
+        state = CoreState(cfg)
+        state.prog[:] = rng.integers(0, 1 << 63, size=cfg.prog_depth, dtype=np.uint64)
+        state.act[:] = random_int8(rng, state.act.shape)
+        state.wgt[:] = random_int8(rng, state.wgt.shape)
+        state.acc[:] = rng.integers(-(1 << 31), 1 << 31, size=state.acc.shape)
+        state.bias[:] = rng.integers(-(1 << 31), 1 << 31, size=state.bias.shape)
+        state.mult[:] = rng.integers(-(1 << 31), 1 << 31, size=state.mult.shape)
+        state.shift[:] = rng.integers(0, 256, size=state.shift.shape)
+        return state
+
+    async def check_srams(self, state, what):
+        """Read every SRAM back through the link and compare with ``state``."""
+        for name, _region in SRAM_FIELDS:
+            rows = await self.client.read_region(name)
+            for row, words in enumerate(rows):
+                want = row_words(self.map, state, name, row)
+                assert words == want, (f"[seed {self.seed}] {what}: {name} row {row} reads "
+                                       f"{[hex(w) for w in words]}, expected "
+                                       f"{[hex(w) for w in want]}")
+
+    async def raw(self, frame, partial=None):
+        """Send ``frame`` (its first ``partial`` bytes only, if given) and return the decoded
+        response."""
+        self.link.discard_input()
+        await self.link.write(frame if partial is None else frame[:partial])
+        header = await self.link.read(RESPONSE_HEADER_BYTES)
+        assert len(header) == RESPONSE_HEADER_BYTES, f"no response to {frame[:8].hex(' ')}..."
+        rest = await self.link.read(response_length(header) - RESPONSE_HEADER_BYTES)
+        return decode_response(header + rest)
+
+
+@cocotb.test()
+async def ping_and_regions(dut):
+    """PING; the identification registers; random words written to and read back from every
+    word of every SRAM region; multi-frame WRITE/READ spans."""
+    tb = Bench(dut)
+    await tb.reset()
+    info = await tb.client.ping()
+    assert (info.version, info.max_words, info.addr_bits) == (
+        PROTOCOL_VERSION, MAX_WORDS, tb.map.addr_bits), info
+    await tb.client.check_config()
+
+    rng = tb.rng("ping_and_regions")
+    state = tb.random_state(rng)
+    await tb.client.load_state(state)
+    await tb.check_srams(state, "full write and read-back")
+
+    # A span of several frames over the ACC region, across its rows: the addresses between
+    # rows (word >= words_per_row) hold nothing, ignore writes and read 0.
+    base = tb.map.addr(Region.ACC, 0, 0)
+    count = MAX_WORDS + 5
+    words = [int(w) for w in rng.integers(0, 1 << 32, size=count, dtype=np.uint64)]
+    await tb.client.write_words(base, words)
+    per_row = tb.map.words_per_row(Region.ACC)
+    want = [w if (base + i) % (1 << tb.map.word_bits) < per_row else 0
+            for i, w in enumerate(words)]
+    assert await tb.client.read_words(base, count) == want
+    dut._log.info(f"ping, registers and {sum(1 for _ in SRAM_FIELDS)} regions read back "
+                  f"(seed {tb.seed}); {tb.link.bytes_sent} bytes sent")
+
+
+@cocotb.test()
+async def gemm_programs(dut):
+    """Random GEMM programs loaded, run and read back through the link: bit-exact activations
+    and accumulators, exact counters."""
+    tb = Bench(dut)
+    await tb.reset()
+    rng = tb.rng("gemm_programs")
+    mirror = None
+    for i in range(int(os.environ.get("LOCKSTEP_PROGRAMS", "2"))):
+        state, description = random_case(tb.cfg, rng, mirror)
+        what = f"[seed {tb.seed}, program {i}: {description}]"
+        expected = state.copy()
+        model = run(expected)
+        got = await tb.client.run(state, previous=mirror)
+        want = dict(error=int(model.error), cycles=model.cycles, mac_cycles=model.mac_cycles,
+                    instret=model.instret, err_pc=model.err_pc)
+        have = dict(error=int(got.error), cycles=got.cycles, mac_cycles=got.mac_cycles,
+                    instret=got.instret, err_pc=got.err_pc)
+        assert have == want, f"{what}: link {have} != model {want}"
+        for name in ("act", "acc"):
+            rtl, gold = getattr(got, name), getattr(expected, name)
+            if not np.array_equal(rtl, gold):
+                rows = sorted({int(r) for r in np.argwhere(rtl != gold)[:, 0]})
+                raise AssertionError(f"{what}: {name} differs from the model in rows "
+                                     f"{rows[:10]}")
+        status = await tb.client.read_reg(Reg.STATUS)
+        assert status & STATUS_DONE and not status & STATUS_BUSY
+        mirror = expected
+        dut._log.info(f"{what}: {model.cycles} cycles, matched over the link")
+
+
+class _Corrupting(AsyncTransport):
+    """Wraps a transport; the next write is passed through ``mangle`` first."""
+
+    def __init__(self, inner, mangle):
+        self.inner, self.mangle = inner, mangle
+        self.name = inner.name
+
+    def timeout_text(self):
+        return self.inner.timeout_text()
+
+    async def write(self, data):
+        data, self.mangle = (self.mangle(data) if self.mangle else data), None
+        await self.inner.write(data)
+
+    async def read(self, n, timeout=None):
+        return await self.inner.read(n, timeout)
+
+    def discard_input(self):
+        self.inner.discard_input()
+
+
+@cocotb.test()
+async def bad_frames(dut):
+    """Corrupted, truncated, unknown and oversize frames get their error response and change
+    nothing in the core (SRAMs and control alike); the next good frame works."""
+    tb = Bench(dut)
+    await tb.reset()
+    rng = tb.rng("bad_frames")
+    state = tb.random_state(rng)
+    await tb.client.load_state(state)
+    hmap = tb.map
+    act0 = hmap.addr(Region.ACT, 0, 0)
+    acc1 = hmap.addr(Region.ACC, 1, 0)
+    cols = tb.cfg.cols
+    fresh = [int(w) ^ 0x5A5A_5A5A for w in row_words(hmap, state, "acc", 1)]
+    good_write = write_request(acc1, fresh)
+    start_frame = write_request(hmap.reg(Reg.CTRL), [1])
+
+    def flip(frame, index, mask=0x01):
+        frame = bytearray(frame)
+        frame[index] ^= mask
+        return bytes(frame)
+
+    top = 1 << hmap.addr_bits
+    cases = [
+        # (name, frame, bytes to send or None, expected status)
+        ("WRITE with a wrong CRC", flip(good_write, -1), None, Status.BAD_CRC),
+        ("WRITE with a corrupted payload byte", flip(good_write, 9, 0x80), None,
+         Status.BAD_CRC),
+        ("WRITE with a corrupted address", flip(good_write, 3, 0x10), None, Status.BAD_CRC),
+        ("START with a wrong CRC", flip(start_frame, -2), None, Status.BAD_CRC),
+        ("WRITE stopped in the payload", good_write, 7 + 4 * cols - 3, Status.TIMEOUT),
+        ("WRITE stopped in the header", good_write, 3, Status.TIMEOUT),
+        ("WRITE stopped before its CRC", good_write, len(good_write) - 1, Status.TIMEOUT),
+        ("START stopped before its CRC", start_frame, len(start_frame) - 2, Status.TIMEOUT),
+        ("unknown command 0x7E", encode_frame(0x7E, 1, acc1), None, Status.BAD_CMD),
+        ("unknown command 0x00", encode_frame(0x00, 0, 0), None, Status.BAD_CMD),
+        ("WRITE of MAX_WORDS + 1 words",
+         encode_frame(Cmd.WRITE, MAX_WORDS + 1, act0, [0xFFFF_FFFF] * (MAX_WORDS + 1)), None,
+         Status.BAD_LEN),
+        ("WRITE of 0 words", encode_frame(Cmd.WRITE, 0, act0), None, Status.BAD_LEN),
+        ("READ of MAX_WORDS + 1 words", encode_frame(Cmd.READ, MAX_WORDS + 1, act0), None,
+         Status.BAD_LEN),
+        ("PING with a length", encode_frame(Cmd.PING, 1, 0), None, Status.BAD_LEN),
+        ("WRITE past the end of the address space",
+         encode_frame(Cmd.WRITE, 2, top - 1, [0xFFFF_FFFF, 0xFFFF_FFFF]), None,
+         Status.BAD_ADDR),
+        ("WRITE to an address with bit 31 set (aliases ACT row 0 if truncated)",
+         encode_frame(Cmd.WRITE, 1, (1 << 31) | act0, [0x7F7F_7F7F]), None, Status.BAD_ADDR),
+        ("READ past the end of the address space", encode_frame(Cmd.READ, 1, top), None,
+         Status.BAD_ADDR),
+    ]
+    # What the bad frames aim at, as load_state wrote it.
+    targets = [act0, *range(acc1, acc1 + cols)]
+    want = [row_words(hmap, state, "act", 0)[0], *row_words(hmap, state, "acc", 1)]
+    for name, frame, partial, status in cases:
+        response = await tb.raw(frame, partial)
+        assert (response.status, response.words) == (status, ()), \
+            f"[seed {tb.seed}] {name}: answered {response}"
+        # The next frame works, and the words the bad one aimed at are unchanged (every other
+        # SRAM word is checked once all cases have run).
+        got = await tb.client.read_scattered(targets)
+        assert got == want, f"[seed {tb.seed}] {name}: SRAM words changed"
+        if "START" in name:
+            assert await tb.client.read_reg(Reg.STATUS) == 0, f"{name}: the core was started"
+    # Noise before the SYNC byte is dropped.
+    response = await tb.raw(bytes([0x00, 0xFF, 0x13]) + read_request(act0, 1))
+    assert (response.status, response.words) == (Status.OK, (want[0],))
+    # The client reports the board's refusal of a frame corrupted on the way.
+    client = AsyncHostLinkClient(_Corrupting(tb.link, lambda f: flip(f, 8)), tb.cfg)
+    try:
+        await client.write_words(act0, [0])
+    except LinkError as exc:
+        assert "answered BAD_CRC" in str(exc), exc
+    else:
+        raise AssertionError("a corrupted WRITE was not refused")
+    client = AsyncHostLinkClient(_Corrupting(tb.link, lambda f: f[:5]), tb.cfg)
+    try:
+        await client.write_words(act0, [0])
+    except LinkError as exc:
+        assert "answered TIMEOUT" in str(exc), exc
+    else:
+        raise AssertionError("a truncated WRITE was not refused")
+    # Every SRAM word is still what load_state wrote, and the core never started.
+    await tb.check_srams(state, "after the bad frames")
+    assert await tb.client.read_reg(Reg.STATUS) == 0
+    # And a good WRITE still lands.
+    await tb.client.write_words(acc1, fresh)
+    assert await tb.client.read_words(acc1, cols) == fresh
+    assert tb.link.framing_errors == 0
+    dut._log.info(f"{len(cases) + 3} bad frames refused, nothing changed (seed {tb.seed}); "
+                  f"{tb.link.bytes_sent} bytes sent")
