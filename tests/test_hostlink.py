@@ -1,7 +1,8 @@
 """A core behind its UART host link (LinkedCore) on Verilator and Icarus, driven through the
 serial pins by the host-side client (lockstep/hostlink.py): PING, every SRAM region written and
-read back, random GEMM programs bit-exact with the golden model, and bad frames (corrupted,
-truncated, unknown command, oversize length, bad address) refused without changing anything.
+read back, random GEMM programs and a compiled network bit-exact with the golden model, and
+bad frames (corrupted, truncated, unknown command, oversize length, bad address) refused
+without changing anything.
 """
 
 import json
