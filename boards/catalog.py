@@ -1,14 +1,32 @@
-"""The boards Lockstep targets: the core each one carries and the clock it is built for.
+"""The boards Lockstep targets: the core each one carries and how its bitstream is built.
 
 Plain data (no amaranth-boards import), so the compiler and the demo can predict latencies for
-every board without the FPGA tools. The board tops that realise these cores are in this folder.
+every board without the FPGA tools. The platform class is named by a dotted path and imported
+only by :meth:`Board.platform` (boards/build.py), so ``BOARDS`` imports without amaranth-boards.
+
+Each board runs the core straight from its own oscillator (no PLL), at a clock the measured
+builds meet (``lockstep build --board NAME`` reports the achieved Fmax):
+
+* iCEBreaker (iCE40UP5K, 12 MHz): only a 1x3 array fits: 7/8 SB_MAC16 (``synth_ice40 -dsp``)
+  and most of the 30 EBRs for the SRAMs; the core alone routed at ~17 MHz.
+* ULX3S 85F (LFE5U-85F, 25 MHz): a 4x4 array with large SRAMs; an 8x8 array also fits (96/156
+  MULT18X18D, ~35 MHz) but nextpnr-ecp5 needs ~11 minutes for it.
 """
 
+import importlib
 from dataclasses import dataclass
 
 from rtl.config import CoreConfig
+from rtl.hostlink_protocol import DEFAULT_BAUD
 
-__all__ = ["Board", "BOARDS"]
+__all__ = ["Board", "BOARDS", "UnknownBoard", "get_board"]
+
+
+class UnknownBoard(KeyError):
+    """A board name that is not in :data:`BOARDS`."""
+
+    def __str__(self):
+        return self.args[0]
 
 
 @dataclass(frozen=True)
@@ -16,18 +34,65 @@ class Board:
     name: str
     part: str
     core: CoreConfig
-    clock_mhz: float      # the core clock the board's build targets
+    clock_mhz: float            # the core clock: the board oscillator, which the build targets
+    platform_path: str = ""     # "module:Class" of the amaranth-boards platform
+    baud: int = DEFAULT_BAUD    # host link UART rate (docs/host-protocol.md)
+    synth_opts: str = ""        # extra options for the vendor synth_* script
+    # Commands that program the board, in order of preference (the first whose tool is found is
+    # used); the bitstream path is appended.
+    programmers: tuple = ()
+    # Status LEDs as (resource name, number): busy, error, done; a board may list fewer.
+    leds: tuple = (("led", 0), ("led", 1), ("led", 2))
+
+    @property
+    def clock_hz(self):
+        return round(self.clock_mhz * 1e6)
+
+    @property
+    def uart_divisor(self):
+        """Clock cycles per UART bit (rtl/uart.py checks the rate error and the minimum)."""
+        from rtl.uart import uart_divisor
+        return uart_divisor(self.clock_hz, self.baud)
+
+    def platform(self):
+        """A new instance of the board's amaranth-boards platform (imported on demand)."""
+        module_name, _, class_name = self.platform_path.partition(":")
+        try:
+            module = importlib.import_module(module_name)
+        except ImportError as exc:
+            raise ImportError(f"board {self.name} needs {module_name} "
+                              f"(pip install amaranth-boards): {exc}") from None
+        return getattr(module, class_name)()
+
+    @property
+    def platform_module(self):
+        return self.platform_path.partition(":")[0]
 
 
 BOARDS = {
     "icebreaker": Board(
         "icebreaker", "iCE40UP5K",
-        CoreConfig(rows=4, cols=4, act_depth=4096, wgt_depth=8192, acc_depth=1024,
-                   qparam_depth=64, prog_depth=2048),
-        clock_mhz=30.0),
+        CoreConfig(rows=1, cols=3, act_depth=512, wgt_depth=256, acc_depth=256,
+                   qparam_depth=16, prog_depth=256),
+        clock_mhz=12.0,
+        platform_path="amaranth_boards.icebreaker:ICEBreakerPlatform",
+        synth_opts="-dsp",
+        programmers=(("iceprog",), ("openFPGALoader", "-b", "icebreaker")),
+        leds=(("led_g", 0), ("led_r", 0))),
     "ulx3s-85f": Board(
         "ulx3s-85f", "LFE5U-85F",
-        CoreConfig(rows=12, cols=12, act_depth=4096, wgt_depth=8192, acc_depth=1024,
+        CoreConfig(rows=4, cols=4, act_depth=4096, wgt_depth=8192, acc_depth=1024,
                    qparam_depth=64, prog_depth=2048),
-        clock_mhz=100.0),
+        clock_mhz=25.0,
+        platform_path="amaranth_boards.ulx3s:ULX3S_85F_Platform",
+        programmers=(("openFPGALoader", "-b", "ulx3s"),)),
 }
+
+
+def get_board(name):
+    """The :class:`Board` called ``name``; :class:`UnknownBoard` (one line) otherwise."""
+    try:
+        return BOARDS[name]
+    except KeyError:
+        raise UnknownBoard(f"unknown board {name!r}; known boards: "
+                           f"{', '.join(sorted(BOARDS))}") from None

@@ -181,6 +181,76 @@ def cmd_demo(args):
              progress=sys.stderr)
 
 
+def _board(name):
+    from boards.catalog import UnknownBoard, get_board
+    try:
+        return get_board(name)
+    except UnknownBoard as exc:
+        raise UserError(str(exc)) from None
+
+
+def cmd_build(args):
+    import json
+
+    from boards.build import BuildError
+    from boards.build import build as build_board
+    _board(args.board)
+    try:
+        report = build_board(args.board, build_dir=args.build_dir, tools=args.tools,
+                             seed=args.seed, progress=sys.stderr)
+    except BuildError as exc:
+        raise UserError(str(exc)) from None
+    for line in report.table():
+        print(line)
+    if report.elapsed_s is not None:
+        print(f"  build time   {report.elapsed_s:.0f} s ({report.tools} tools, seed {report.seed})")
+    if args.report_json:
+        write_atomically(args.report_json, json.dumps(report.to_dict(), indent=2) + "\n")
+    if not report.fits:
+        raise UserError("the design does not fit the part")
+    if not report.timing_met:
+        fmax = "n/a" if report.fmax_mhz is None else f"{report.fmax_mhz:.2f} MHz"
+        raise UserError(f"timing failed: Fmax {fmax} < target {report.target_mhz:g} MHz")
+
+
+def flash_command(board, bitstream, which=None):
+    """The argv that programs ``bitstream`` onto ``board``: the first of the board's
+    programmers whose tool is found (the first one if none is), and whether it was found."""
+    import shutil
+    which = which or shutil.which
+    for argv in board.programmers:
+        if which(argv[0]):
+            return [*argv, str(bitstream)], True
+    return [*board.programmers[0], str(bitstream)], False
+
+
+def default_bitstream(board):
+    suffix = ".bin" if board.part.lower().startswith("ice40") else ".bit"
+    return Path("build") / "boards" / board.name / f"lockstep{suffix}"
+
+
+def cmd_flash(args):
+    import shlex
+    import subprocess
+    board = _board(args.board)
+    bitstream = Path(args.bitstream) if args.bitstream else default_bitstream(board)
+    argv, found = flash_command(board, bitstream)
+    if args.dry_run:
+        print(shlex.join(argv))
+        return
+    if not bitstream.is_file():
+        raise UserError(f"no bitstream at {bitstream}: run `lockstep build --board "
+                        f"{board.name}` first, or pass --bitstream FILE")
+    if not found:
+        tools = " or ".join(argv[0] for argv in board.programmers)
+        raise UserError(f"{tools} not found on PATH: install it to program the {board.name} "
+                        f"(e.g. apt-get install fpga-icestorm / openfpgaloader)")
+    print(shlex.join(argv), file=sys.stderr)
+    done = subprocess.run(argv)
+    if done.returncode:
+        raise UserError(f"{argv[0]} failed with status {done.returncode}")
+
+
 def build_parser():
     parser = argparse.ArgumentParser(
         prog="lockstep", description="Lockstep: a compiler-scheduled int8 inference core.")
@@ -219,6 +289,22 @@ def build_parser():
     demo.add_argument("--rtl-samples", type=int, default=8,
                       help="test images run on the RTL at batch 1 (default 8)")
     demo.set_defaults(func=cmd_demo)
+
+    bld = sub.add_parser("build", help="build a board's bitstream and report Fmax and utilisation")
+    bld.add_argument("--board", required=True, help="board name (boards/catalog.py)")
+    bld.add_argument("--report-json", help="write the figures to this JSON file")
+    bld.add_argument("--seed", type=int, default=1, help="nextpnr placer seed (default 1)")
+    bld.add_argument("--tools", choices=("auto", "yowasp", "system"), default="auto",
+                     help="YoWASP (pip) or system tools; auto prefers YoWASP (default auto)")
+    bld.add_argument("--build-dir", help="build folder (default build/boards/BOARD)")
+    bld.set_defaults(func=cmd_build)
+
+    fl = sub.add_parser("flash", help="program a board with its bitstream")
+    fl.add_argument("--board", required=True, help="board name (boards/catalog.py)")
+    fl.add_argument("--bitstream", help="bitstream file (default: the one `lockstep build` "
+                    "writes, build/boards/BOARD/lockstep.bin or .bit)")
+    fl.add_argument("--dry-run", action="store_true", help="print the command, do not run it")
+    fl.set_defaults(func=cmd_flash)
     return parser
 
 

