@@ -11,9 +11,11 @@ from pathlib import Path
 
 import numpy as np
 
+from boards.catalog import UnknownBoard
 from rtl.config import ConfigError, CoreConfig
 
 from .compiler import CompileError
+from .hostlink import LinkError
 from .qmodel import ModelError
 from .runtime import RuntimeFailure
 
@@ -80,10 +82,10 @@ def load_model(path):
     return load_onnx(path)
 
 
-def compile_for(args):
+def compile_for(args, cfg=None):
     from .compiler import compile_model
     model = load_model(args.model)
-    cfg = config_from_args(args)
+    cfg = cfg or config_from_args(args)
     return compile_model(model, cfg, batch=args.batch)
 
 
@@ -106,7 +108,18 @@ def cmd_run(args):
     import numpy as np
 
     from .runtime import run
-    compiled = compile_for(args)
+    connection = None
+    if args.backend == "board":
+        # The program is compiled for the core that board carries, whatever --rows etc. say.
+        from boards.catalog import get_board
+
+        from .board import BoardConnection
+        if not args.board:
+            raise UserError("--backend board needs --board NAME and --port DEVICE")
+        board = get_board(args.board)
+        compiled = compile_for(args, cfg=board.core)
+    else:
+        compiled = compile_for(args)
     in_path = Path(args.input)
     if not in_path.is_file():
         raise UserError(f"no such input file: {in_path}")
@@ -115,8 +128,15 @@ def cmd_run(args):
     except (OSError, ValueError) as exc:
         raise UserError(f"cannot read {in_path} as a .npy array: {exc}") from None
     x = _from_onnx_layout(x, compiled.model.input_shape)
-    result = run(compiled, x, backend=args.backend, simulator=args.simulator,
-                 progress=None if args.json else sys.stderr)
+    if args.backend == "board":
+        connection = BoardConnection(args.board, args.port, baud=args.baud,
+                                     timeout=args.timeout)
+    try:
+        result = run(compiled, x, backend=args.backend, simulator=args.simulator,
+                     progress=None if args.json else sys.stderr, board=connection)
+    finally:
+        if connection is not None:
+            connection.close()
     out = result.outputs
     if not args.int8_output:
         out = compiled.model.output.dequantize(out).astype(np.float32)
@@ -274,7 +294,12 @@ def build_parser():
     runp.add_argument("--input", required=True, help=".npy input, float (quantised with the "
                       "model's input scale) or int8; images NCHW as in ONNX")
     runp.add_argument("--output", required=True, help=".npy file for the outputs")
-    runp.add_argument("--backend", choices=("golden", "sim"), default="golden")
+    runp.add_argument("--backend", choices=("golden", "sim", "board"), default="golden")
+    runp.add_argument("--board", help="board NAME for --backend board (see lockstep build)")
+    runp.add_argument("--port", help="serial port of the board, e.g. /dev/ttyUSB1")
+    runp.add_argument("--baud", type=int, default=None, help="UART rate (default: the board's)")
+    runp.add_argument("--timeout", type=float, default=1.0,
+                      help="seconds to wait for each answer from the board (default 1)")
     runp.add_argument("--simulator", choices=("verilator", "icarus"), default="verilator")
     runp.add_argument("--int8-output", action="store_true",
                       help="write the raw int8 outputs instead of dequantised floats")
@@ -313,7 +338,8 @@ def main(argv=None):
     args = parser.parse_args(argv)
     try:
         args.func(args)
-    except (ConfigError, UserError, ModelError, CompileError, RuntimeFailure) as exc:
+    except (ConfigError, UserError, ModelError, CompileError, RuntimeFailure, LinkError,
+            UnknownBoard) as exc:
         print(f"lockstep {args.command}: error: {exc}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
