@@ -50,14 +50,7 @@ def config_from_args(args):
 def write_atomically(path, text):
     """Write ``text`` to ``path`` through a temporary file, so a failure leaves nothing half
     written."""
-    path = Path(path)
-    tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
-    try:
-        tmp.write_text(text)
-        tmp.replace(path)
-    except OSError as exc:
-        tmp.unlink(missing_ok=True)
-        raise UserError(f"cannot write {path}: {exc.strerror}") from None
+    write_bytes_atomically(path, text.encode())
 
 
 def cmd_generate(args):

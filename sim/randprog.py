@@ -21,7 +21,7 @@ from .programs import (
     requant_program,
 )
 
-__all__ = ["random_case", "random_int8", "extreme_int32"]
+__all__ = ["random_case", "random_int8", "extreme_int32", "random_state"]
 
 EXTREME_INT32 = np.array([INT32_MIN, INT32_MIN + 1, -1, 0, 1, 1 << 30, INT32_MAX], dtype=np.int64)
 
@@ -149,3 +149,16 @@ def random_case(cfg, rng, state=None):
     description = (f"GEMM M={m} K={k} N={n} preload={preload} accumulate={accumulate_first} "
                    f"requant={requant} activation={activation} {len(program)} instructions")
     return state, description
+
+
+def random_state(cfg, rng):
+    """Every SRAM image filled with random values (no program semantics): for host-port tests."""
+    state = CoreState(cfg)
+    state.prog[:] = rng.integers(0, 1 << 63, size=cfg.prog_depth, dtype=np.uint64)
+    state.act[:] = random_int8(rng, state.act.shape)
+    state.wgt[:] = random_int8(rng, state.wgt.shape)
+    for name in ("acc", "bias", "mult"):
+        getattr(state, name)[:] = rng.integers(INT32_MIN, INT32_MAX, endpoint=True,
+                                               size=getattr(state, name).shape)
+    state.shift[:] = rng.integers(0, 256, size=state.shift.shape)
+    return state

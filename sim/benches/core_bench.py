@@ -12,7 +12,7 @@ import numpy as np
 from rtl import isa
 from rtl.hostmap import MAGIC, STATUS_BUSY, Reg, Region
 from sim.model import CoreState
-from sim.randprog import random_case, random_int8
+from sim.randprog import random_case, random_int8, random_state
 
 from .coretb import CoreTB, config_from_env, seed_from_env
 
@@ -123,14 +123,7 @@ async def host_port(dut):
     tb = CoreTB(dut, cfg)
     await tb.reset()
     # Random images everywhere, written in full, read back in full.
-    state = CoreState(cfg)
-    state.prog[:] = rng.integers(0, 1 << 63, size=cfg.prog_depth, dtype=np.uint64)
-    state.act[:] = random_int8(rng, state.act.shape)
-    state.wgt[:] = random_int8(rng, state.wgt.shape)
-    state.acc[:] = rng.integers(-(1 << 31), 1 << 31, size=state.acc.shape)
-    state.bias[:] = rng.integers(-(1 << 31), 1 << 31, size=state.bias.shape)
-    state.mult[:] = rng.integers(-(1 << 31), 1 << 31, size=state.mult.shape)
-    state.shift[:] = rng.integers(0, 256, size=state.shift.shape)
+    state = random_state(cfg, rng)
     await tb.write_state(state, force=True)
     for name in ("prog", "act", "wgt", "acc"):
         got = await tb.read_sram(name)

@@ -40,8 +40,8 @@ from rtl.hostlink_protocol import (
     write_request,
 )
 from rtl.hostmap import SRAM_FIELDS, STATUS_BUSY, STATUS_DONE, HostMap, Reg, Region, row_words
-from sim.model import CoreState, run
-from sim.randprog import random_case, random_int8
+from sim.model import run
+from sim.randprog import random_case, random_state
 
 from .coretb import config_from_env, seed_from_env
 
@@ -142,16 +142,7 @@ class Bench:
         return np.random.default_rng([self.seed, sum(name.encode())])
 
     def random_state(self, rng):
-        cfg = self.cfg
-        state = CoreState(cfg)
-        state.prog[:] = rng.integers(0, 1 << 63, size=cfg.prog_depth, dtype=np.uint64)
-        state.act[:] = random_int8(rng, state.act.shape)
-        state.wgt[:] = random_int8(rng, state.wgt.shape)
-        state.acc[:] = rng.integers(-(1 << 31), 1 << 31, size=state.acc.shape)
-        state.bias[:] = rng.integers(-(1 << 31), 1 << 31, size=state.bias.shape)
-        state.mult[:] = rng.integers(-(1 << 31), 1 << 31, size=state.mult.shape)
-        state.shift[:] = rng.integers(0, 256, size=state.shift.shape)
-        return state
+        return random_state(self.cfg, rng)
 
     async def check_srams(self, state, what):
         """Read every SRAM back through the link and compare with ``state``."""
