@@ -17,8 +17,8 @@ __all__ = ["LockstepCore"]
 
 
 def _delay(m, value, cycles, name):
-    """``value`` delayed by ``cycles`` registers (no reset: callers delay valid bits separately
-    or accept that reset clears them via init)."""
+    """``value`` delayed by ``cycles`` registers of the sync domain (reset to ``value``'s init,
+    so delayed valid bits come out of reset low)."""
     for stage in range(cycles):
         reg = Signal.like(value, name=f"{name}_d{stage + 1}")
         m.d.sync += reg.eq(value)
