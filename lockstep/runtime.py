@@ -6,12 +6,11 @@ where a backend measures them, the measured cycle counts. Backends:
 
 * ``golden``: the golden model of the core (sim/model.py);
 * ``sim``: the RTL in simulation (Verilator by default, Icarus on request);
-* ``board``: a board over a serial port (lockstep/board.py, when present).
+* ``board``: a board over its serial port (lockstep/board.py, the host link).
 
 All backends must return the same bits; the sim backend also returns the cycles the RTL counted.
 """
 
-import sys
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -98,7 +97,3 @@ def run(compiled, x, backend="golden", simulator=None, progress=None, board=None
         outputs.append(compiled.read_output(act)[:hi - lo])
     return RunOutput(outputs=np.concatenate(outputs), predicted_cycles=compiled.predicted_cycles,
                      measured_cycles=measured, runs=len(chunks), backend=backend)
-
-
-def default_progress():
-    return sys.stderr
