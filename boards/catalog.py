@@ -8,7 +8,11 @@ Each board runs the core straight from its own oscillator (no PLL), at a clock t
 builds meet (``lockstep build --board NAME`` reports the achieved Fmax):
 
 * iCEBreaker (iCE40UP5K, 12 MHz): only a 1x3 array fits: 7/8 SB_MAC16 (``synth_ice40 -dsp``)
-  and most of the 30 EBRs for the SRAMs; the core alone routed at ~17 MHz.
+  and most of the 30 EBRs for the SRAMs; the core alone routed at ~17 MHz. Keep rows at 1
+  while the array's multipliers are inferred: with rows >= 2, ``synth_ice40 -dsp`` (Yosys 0.70)
+  packs a PE's multiplier register and the next PE's adder into one SB_MAC16 and produces a
+  wrong netlist (shown by simulating the synthesised array against the RTL); a larger iCE40
+  array needs explicit SB_MAC16 instances (docs/benchmarks.md).
 * ULX3S 85F (LFE5U-85F, 25 MHz): a 4x4 array with large SRAMs; an 8x8 array also fits (96/156
   MULT18X18D, ~35 MHz) but nextpnr-ecp5 needs ~11 minutes for it.
 """
