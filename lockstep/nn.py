@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from .qmodel import ModelError
+from .qmodel import ModelError, im2col
 
 __all__ = ["Dense", "Conv2d", "ReLU", "ReLU6", "Flatten", "Sequential", "im2col", "col2im"]
 
@@ -52,17 +52,6 @@ class Dense:
 
     def forward(self, x):
         return x @ self.weight + self.bias
-
-
-def im2col(x, kh, kw):
-    """[B, H, W, C] -> patches [B, OH, OW, KH * KW * C], ordered (dy, dx, c)."""
-    b, h, w, c = x.shape
-    oh, ow = h - kh + 1, w - kw + 1
-    cols = np.empty((b, oh, ow, kh, kw, c), dtype=x.dtype)
-    for dy in range(kh):
-        for dx in range(kw):
-            cols[:, :, :, dy, dx, :] = x[:, dy:dy + oh, dx:dx + ow, :]
-    return cols.reshape(b, oh, ow, kh * kw * c)
 
 
 def col2im(cols, input_shape, kh, kw):

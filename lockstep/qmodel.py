@@ -23,7 +23,7 @@ import numpy as np
 
 from sim.arith import INT32_MAX, INT32_MIN, clamp_for, quantize_multiplier, requantize
 
-__all__ = ["QParams", "Dense", "Conv2d", "Flatten", "QModel", "ModelError", "Requant"]
+__all__ = ["QParams", "Dense", "Conv2d", "Flatten", "QModel", "ModelError", "Requant", "im2col"]
 
 ACTIVATIONS = ("none", "relu", "relu6")
 
@@ -170,13 +170,8 @@ class Conv2d:
 
     def reference(self, x, input_q):
         kh, kw, cin, cout = self.weight.shape
-        b, h, w, _ = x.shape
-        oh, ow = h - kh + 1, w - kw + 1
-        patches = np.empty((b, oh, ow, kh, kw, cin), dtype=np.int64)
-        for dy in range(kh):
-            for dx in range(kw):
-                patches[:, :, :, dy, dx, :] = x[:, dy:dy + oh, dx:dx + ow, :]
-        acc = patches.reshape(b, oh, ow, -1) @ self.weight.reshape(-1, cout).astype(np.int64)
+        patches = im2col(x.astype(np.int64), kh, kw)
+        acc = patches @ self.weight.reshape(-1, cout).astype(np.int64)
         r = self.requant(input_q)
         return requantize(acc, r.bias, r.mult, r.shift, r.zero_point, *r.clamp)
 
@@ -253,6 +248,17 @@ class QModel:
     def predict(self, x_float):
         """Float in, float out: quantise, run the int8 reference, dequantise."""
         return self.output.dequantize(self.reference(self.input.quantize(x_float)))
+
+
+def im2col(x, kh, kw):
+    """[B, H, W, C] -> patches [B, OH, OW, KH * KW * C], ordered (dy, dx, c)."""
+    b, h, w, c = x.shape
+    oh, ow = h - kh + 1, w - kw + 1
+    cols = np.empty((b, oh, ow, kh, kw, c), dtype=x.dtype)
+    for dy in range(kh):
+        for dx in range(kw):
+            cols[:, :, :, dy, dx, :] = x[:, dy:dy + oh, dx:dx + ow, :]
+    return cols.reshape(b, oh, ow, kh * kw * c)
 
 
 def _int32_vector(values, n, name):
