@@ -82,6 +82,8 @@ def main(argv=None):
         "ideal_cycles": ceil_div(macs, cfg.rows * cfg.cols),
         "bit_exact": bit_exact, "error": rtl.error.name, "simulator": args.simulator,
         "wall_seconds": round(wall, 2),
+        "run_seconds": round(rtl.run_seconds, 3),
+        "sim_cycles_per_second": round(rtl.cycles / rtl.run_seconds) if rtl.run_seconds else None,
     }
     if args.json:
         print(json.dumps(result))
@@ -95,6 +97,8 @@ def main(argv=None):
         print(f"  utilisation         {result['utilization']:.4f}")
         print(f"  bit-exact vs numpy  {bit_exact}")
         print(f"  wall time           {wall:.1f} s (simulation, including host transfers)")
+        print(f"  run phase           {rtl.run_seconds:.2f} s, "
+              f"{result['sim_cycles_per_second']} simulated cycles/s")
     ok = bit_exact and rtl.cycles == predicted.cycles and rtl.error == isa.Error.NONE
     if not ok:
         print("bench_gemm: error: RTL disagrees with the golden model", file=sys.stderr)

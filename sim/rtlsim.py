@@ -42,6 +42,8 @@ class RtlResult:
     err_pc: int
     act: np.ndarray
     acc: np.ndarray
+    #: Wall time the simulator spent on the run itself (START to idle), without host transfers.
+    run_seconds: float = 0.0
 
 
 def _follow(path, stop, progress, runs):
@@ -94,7 +96,8 @@ def run_many_on_rtl(states, simulator=None, waves=None, progress=None):
                 results.append(RtlResult(
                     error=Error(int(out["error"])), cycles=int(out["cycles"]),
                     mac_cycles=int(out["mac_cycles"]), instret=int(out["instret"]),
-                    err_pc=int(out["err_pc"]), act=out["act"].copy(), acc=out["acc"].copy()))
+                    err_pc=int(out["err_pc"]), act=out["act"].copy(), acc=out["acc"].copy(),
+                    run_seconds=float(out["run_seconds"])))
         return results
 
 

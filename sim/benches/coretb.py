@@ -7,10 +7,11 @@ a mirror of what the core's SRAMs hold, so each program only writes the rows tha
 
 import json
 import os
+import time
 
 import numpy as np
 from cocotb.clock import Clock
-from cocotb.triggers import FallingEdge, RisingEdge
+from cocotb.triggers import FallingEdge, RisingEdge, SimTimeoutError, with_timeout
 
 from rtl.config import CoreConfig
 from rtl.hostmap import (
@@ -125,13 +126,22 @@ class CoreTB:
     # -- running programs ------------------------------------------------------------------------
 
     async def start_and_wait(self, timeout_cycles):
+        """Start the program and wait until the core is idle; returns the error code.
+
+        Waits on the ``busy`` pin's falling edge rather than polling STATUS, so no Python runs
+        while the program does: the simulator's speed is the core's (``last_run_seconds``).
+        """
         await self.transact([("w", self.map.reg(Reg.CTRL), 1)])
-        for _ in range(timeout_cycles):
-            status = await self.read_reg(Reg.STATUS)
-            if not status & STATUS_BUSY:
-                break
-        else:
-            raise AssertionError(f"core still busy after {timeout_cycles} cycles")
+        started = time.perf_counter()
+        if int(self.dut.busy.value):
+            try:
+                await with_timeout(FallingEdge(self.dut.busy), timeout_cycles * 10, "ns")
+            except SimTimeoutError:
+                raise AssertionError(f"core still busy after {timeout_cycles} cycles") from None
+        self.last_run_seconds = time.perf_counter() - started
+        await FallingEdge(self.dut.clk)
+        status = await self.read_reg(Reg.STATUS)
+        assert not status & STATUS_BUSY, f"STATUS {status:#x}: busy pin low but STATUS busy"
         assert status & STATUS_DONE, f"STATUS {status:#x}: not busy but not done"
         return status >> STATUS_ERROR_SHIFT & 0xF
 

@@ -31,7 +31,7 @@ async def run_programs(dut):
         await tb.write_state(state)
         error = await tb.start_and_wait(
             timeout_cycles=int(os.environ.get("LOCKSTEP_TIMEOUT", "10000000")))
-        out = {"error": error}
+        out = {"error": error, "run_seconds": tb.last_run_seconds}
         for reg in (Reg.CYCLES, Reg.MAC_CYCLES, Reg.INSTRET, Reg.ERR_PC):
             out[reg.name.lower()] = await tb.read_reg(reg)
         for name in os.environ.get("LOCKSTEP_READBACK", "act,acc").split(","):
