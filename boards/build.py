@@ -27,7 +27,7 @@ import subprocess
 import sys
 import threading
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
 from .catalog import UnknownBoard, get_board
@@ -139,6 +139,8 @@ class BuildReport:
     tools: str = ""
     elapsed_s: float | None = None
     build_dir: str | None = None
+    rows: int | None = None     # the array shape actually built
+    cols: int | None = None
 
     def resource(self, kind):
         """``{"used", "available", "name"}`` of a resource kind (RESOURCE_KINDS), or None."""
@@ -158,7 +160,8 @@ class BuildReport:
         """The figures as text lines: Fmax vs target, then each resource kind used/available."""
         fmax = "n/a" if self.fmax_mhz is None else f"{self.fmax_mhz:.2f} MHz"
         verdict = "met" if self.timing_met else "FAILED"
-        lines = [f"board {self.board} ({self.part}), {self.macs_per_cycle} MACs/cycle",
+        shape = f"{self.rows}x{self.cols} array, " if self.rows else ""
+        lines = [f"board {self.board} ({self.part}), {shape}{self.macs_per_cycle} MACs/cycle",
                  f"  {'Fmax':<12} {fmax:>12}   target {self.target_mhz:g} MHz: timing {verdict}"]
         labels = {"logic": "LUT/LC", "dsp": "DSP", "bram": "block RAM", "spram": "SPRAM"}
         for kind, label in labels.items():
@@ -192,7 +195,8 @@ def parse_report(data, board, *, bitstream=None, seed=1, tools="", elapsed_s=Non
     return BuildReport(board=board.name, part=board.part, fmax_mhz=fmax,
                        target_mhz=board.clock_mhz, macs_per_cycle=board.core.macs_per_cycle,
                        utilization=util, bitstream=bitstream, timing_met=met, seed=seed,
-                       tools=tools, elapsed_s=elapsed_s, build_dir=build_dir)
+                       tools=tools, elapsed_s=elapsed_s, build_dir=build_dir,
+                       rows=board.core.rows, cols=board.core.cols)
 
 
 @contextlib.contextmanager
@@ -227,15 +231,18 @@ def _phase(build_dir):
 
 
 def build(board_name, build_dir=None, tools="auto", seed=1, progress=sys.stderr,
-          interval=10.0):
+          interval=10.0, core=None):
     """Build ``board_name``'s bitstream; a :class:`BuildReport` (also when timing failed).
 
+    ``core`` (a CoreConfig) replaces the board's own core, e.g. for an array-size sweep.
     BuildError for an unknown board (boards.catalog.UnknownBoard), a missing tool, or a build
     that ends without a nextpnr report (synthesis error, design does not fit or route)."""
     try:
         board = get_board(board_name)
     except UnknownBoard as exc:
         raise BuildError(str(exc)) from None
+    if core is not None:
+        board = replace(board, core=core)
     env_tools = find_tools(board, tools)
     loader = shutil.which("openFPGALoader") or shutil.which("true") or sys.executable
     env_vars = {**env_tools, "OPENFPGALOADER": str(loader), "AMARANTH_USE_YOSYS": "builtin"}

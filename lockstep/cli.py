@@ -202,15 +202,30 @@ def _board(name):
         raise UserError(str(exc)) from None
 
 
+def build_core(board, rows=None, cols=None):
+    """The board's core with its array shape overridden by ``rows``/``cols`` (each optional),
+    every other parameter kept; None when neither is given. ConfigError for an invalid shape."""
+    from dataclasses import replace
+    if rows is None and cols is None:
+        return None
+    return replace(board.core, rows=board.core.rows if rows is None else rows,
+                   cols=board.core.cols if cols is None else cols)
+
+
 def cmd_build(args):
     import json
 
     from boards.build import BuildError
     from boards.build import build as build_board
-    _board(args.board)
+    board = _board(args.board)
+    core = build_core(board, args.rows, args.cols)
+    build_dir = args.build_dir
+    if build_dir is None and core is not None:
+        # Not the board's own folder: `lockstep flash` takes its bitstream from there.
+        build_dir = Path("build") / "boards" / f"{board.name}-{core.rows}x{core.cols}"
     try:
-        report = build_board(args.board, build_dir=args.build_dir, tools=args.tools,
-                             seed=args.seed, progress=sys.stderr)
+        report = build_board(args.board, build_dir=build_dir, tools=args.tools,
+                             seed=args.seed, progress=sys.stderr, core=core)
     except BuildError as exc:
         raise UserError(str(exc)) from None
     for line in report.table():
@@ -314,7 +329,11 @@ def build_parser():
     bld.add_argument("--seed", type=int, default=1, help="nextpnr placer seed (default 1)")
     bld.add_argument("--tools", choices=("auto", "yowasp", "system"), default="auto",
                      help="YoWASP (pip) or system tools; auto prefers YoWASP (default auto)")
-    bld.add_argument("--build-dir", help="build folder (default build/boards/BOARD)")
+    bld.add_argument("--build-dir", help="build folder (default build/boards/BOARD, or "
+                     "build/boards/BOARD-RxC with --rows/--cols)")
+    bld.add_argument("--rows", type=int, help="array rows R instead of the board's own "
+                     "(the other core parameters are the board's)")
+    bld.add_argument("--cols", type=int, help="array columns C instead of the board's own")
     bld.set_defaults(func=cmd_build)
 
     fl = sub.add_parser("flash", help="program a board with its bitstream")

