@@ -8,7 +8,8 @@ from amaranth.hdl import Module, Signal, unsigned
 from amaranth.lib import data, stream, wiring
 from amaranth.lib.wiring import In, Out
 
-from .pe import ACT_SHAPE, PSUM_SHAPE, WEIGHT_SHAPE, ProcessingElement
+from .isa import array_latency
+from .pe import ACT_SHAPE, PSUM_SHAPE, WEIGHT_SHAPE, ProcessingElement, psum_shape
 
 __all__ = ["SystolicArray"]
 
@@ -26,8 +27,10 @@ class SystolicArray(wiring.Component):
 
     ``PE[r][c]`` holds weight ``W[r][c]``. Element ``r`` of an input vector enters row ``r``
     after ``r`` cycles of skew and moves one column right per cycle; partial sums move one row
-    down per cycle, starting from 0 in row 0; the bottom row's sums are de-skewed so that all
-    ``C`` results of a vector leave in the same cycle.
+    down per cycle, starting from 0 in row 0, each PE registering its product before adding it
+    (rtl/pe.py); the bottom row's sums are de-skewed so that all ``C`` results of a vector leave
+    in the same cycle. Inside the array the sums are only as wide as R products need
+    (:func:`rtl.pe.psum_shape`); they leave sign-extended to 32 bits.
 
     Each PE has an active and a shadow weight. ``w`` writes a whole row of shadow weights. An
     input vector with ``swap`` set switches every PE to its shadow weight as the vector passes
@@ -64,17 +67,19 @@ class SystolicArray(wiring.Component):
     Notes
     -----
     Timing: a vector presented on ``a`` in cycle T leaves on ``y`` (``y.valid`` set) in cycle
-    ``T + R + C - 1``. Throughput one vector per cycle, without bubbles or back-pressure;
-    cycles without ``a.valid`` give cycles without ``y.valid``.
+    ``T + latency``, ``latency = isa.array_latency(R, C) = R + C``. Throughput one vector per
+    cycle, without bubbles or back-pressure; cycles without ``a.valid`` give cycles without
+    ``y.valid``.
 
-    ``PE[r][c]`` sees the vector of cycle T in cycle ``T + r + c``. So a vector with ``swap``
-    set, presented in cycle ``T_swap``, switches ``PE[r][c]`` in cycle ``T_swap + r + c``. A
-    write to shadow row ``r`` in cycle ``t`` is seen by swaps in cycles after ``t``: to load
-    the next tile without disturbing the current one, write row ``r`` in a cycle ``t`` with
+    ``PE[r][c]`` sees (and multiplies) the vector of cycle T in cycle ``T + r + c``. So a vector
+    with ``swap`` set, presented in cycle ``T_swap``, switches ``PE[r][c]`` in cycle
+    ``T_swap + r + c``. A write to shadow row ``r`` in cycle ``t`` is seen by swaps in cycles
+    after ``t``: to load the next tile without disturbing the current one, write row ``r`` in a
+    cycle ``t`` with
     ``T_swap + r + C - 1 <= t < T_next_swap + r``.
 
     Registers outside the PEs: ``R (R - 1) / 2`` int8 skew registers, ``R - 1`` valid and swap
-    bits shared by all rows, and ``C (C - 1) / 2`` int32 de-skew registers.
+    bits shared by all rows, ``C (C - 1) / 2`` partial-sum de-skew registers and one valid bit.
     """
 
     def __init__(self, rows, cols):
@@ -85,6 +90,7 @@ class SystolicArray(wiring.Component):
                 raise ValueError(f"{name} must be a positive integer, not {value}")
         self.rows = rows
         self.cols = cols
+        self.latency = array_latency(rows, cols)
         a_layout = data.StructLayout({
             "data": data.ArrayLayout(ACT_SHAPE, rows),
             "swap": 1,
@@ -100,7 +106,8 @@ class SystolicArray(wiring.Component):
         m = Module()
         rows, cols = self.rows, self.cols
 
-        pe = [[ProcessingElement() for _ in range(cols)] for _ in range(rows)]
+        sum_shape = psum_shape(rows)
+        pe = [[ProcessingElement(sum_shape) for _ in range(cols)] for _ in range(rows)]
         for r in range(rows):
             for c in range(cols):
                 m.submodules[f"pe_{r}_{c}"] = pe[r][c]
@@ -147,12 +154,14 @@ class SystolicArray(wiring.Component):
         for c in range(cols):
             psum = pe[rows - 1][c].psum_out
             for k in range(1, cols - c):
-                delayed = Signal(PSUM_SHAPE, name=f"deskew_{c}_{k}", reset_less=True)
+                delayed = Signal(sum_shape, name=f"deskew_{c}_{k}", reset_less=True)
                 m.d.sync += delayed.eq(psum)
                 psum = delayed
             m.d.comb += self.y.payload[c].eq(psum)
-        # The bottom-right PE sees each vector last, so its registered valid bit is the one that
-        # lines up with the de-skewed results.
-        m.d.comb += self.y.valid.eq(pe[rows - 1][cols - 1].a_out.valid)
+        # The bottom-right PE sees each vector last; its registered valid bit, one cycle later
+        # for the product register, lines up with the de-skewed results.
+        y_valid = Signal()
+        m.d.sync += y_valid.eq(pe[rows - 1][cols - 1].a_out.valid)
+        m.d.comb += self.y.valid.eq(y_valid)
 
         return m

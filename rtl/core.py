@@ -48,7 +48,7 @@ class LockstepCore(wiring.Component):
     rtl/sequencer.py; the datapaths are fully pipelined, one row per cycle:
 
     * MATMUL row i issued in cycle s+i: activation read in s+i, array input in s+i+1, array
-      output and accumulator read-add-write in s+i+R+C (``isa.matmul_settle``);
+      output and accumulator read-add-write in s+i+1+``isa.array_latency`` (``matmul_settle``);
     * VEC row i issued in cycle s+i: accumulator and parameter read in s+i, vector unit input in
       s+i+1, activation write in s+i+5 (``isa.vec_settle``);
     * weight loads: shadow row j written in s+C+j (rtl/loader.py).
@@ -141,7 +141,7 @@ class LockstepCore(wiring.Component):
             array.a.payload.swap.eq(_delay(m, mm.payload.swap, 1, "mm_swap")),
             array.a.payload.data.eq(act_r.data),
         ]
-        latency = rows + cols - 1
+        latency = array.latency
         tag_valid = _delay(m, mm.valid, latency, "acc_tag_valid")
         tag_addr = _delay(m, mm.payload.acc_addr, latency, "acc_tag_addr")
         tag_accumulate = _delay(m, mm.payload.accumulate, latency, "acc_tag_acc")

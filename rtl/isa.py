@@ -23,7 +23,8 @@ from .config import (
 __all__ = [
     "Op", "Error", "Field", "FIELDS", "INSTR_BITS", "OPCODE_LSB", "OPCODE_BITS",
     "Instr", "encode", "decode", "check", "cost", "IsaError",
-    "FETCH_CYCLES", "VEC_PIPELINE_DEPTH", "matmul_settle", "vec_settle", "load_cost",
+    "FETCH_CYCLES", "VEC_PIPELINE_DEPTH", "MAC_PIPELINE_DEPTH", "array_latency",
+    "matmul_settle", "vec_settle", "load_cost",
 ]
 
 INSTR_BITS = 64
@@ -217,8 +218,15 @@ def check(word, cfg):
 # earlier MATMULs has landed, and MATMUL (which reads activations) starts only once every
 # activation write of earlier VECs has landed. HALT waits for both. See docs/isa.md.
 
-FETCH_CYCLES = 1          # the cycle after START in which the first instruction is fetched
+FETCH_CYCLES = 2          # cycles after START before the first instruction: fetch, decode
 VEC_PIPELINE_DEPTH = 5    # cycles from a VEC's accumulator read to its activation write landing
+MAC_PIPELINE_DEPTH = 2    # cycles from a PE's activation to its partial sum: product, then sum
+
+
+def array_latency(rows, cols):
+    """Cycles from a vector entering the systolic array to its de-skewed results leaving it:
+    the wavefront crosses R + C - 1 PEs, and the last one adds MAC_PIPELINE_DEPTH - 1 more."""
+    return rows + cols - 2 + MAC_PIPELINE_DEPTH
 
 
 def load_cost(cfg):
@@ -249,8 +257,10 @@ def max_cost():
 
 
 def matmul_settle(cfg, m):
-    """Cycles from a MATMUL's first cycle until all its accumulator writes can be read."""
-    return m + cfg.rows + cfg.cols
+    """Cycles from a MATMUL's first cycle until all its accumulator writes can be read: row i is
+    read from activation SRAM in cycle s+i, enters the array in s+i+1 and is written into the
+    accumulators array_latency cycles later."""
+    return m + 1 + array_latency(cfg.rows, cfg.cols)
 
 
 def vec_settle(cfg, m):

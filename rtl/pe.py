@@ -1,19 +1,36 @@
 """The processing element of the weight-stationary systolic array.
 
-One int8 x int8 multiply added to a 32-bit partial sum, with a double-buffered weight: the
-*active* weight is used for multiplying while the next tile's weight is written into the
-*shadow* register, so that weight loading overlaps computation.
+One int8 x int8 multiply added to a partial sum, with a double-buffered weight: the *active*
+weight is used for multiplying while the next tile's weight is written into the *shadow*
+register, so that weight loading overlaps computation. The product is registered before the
+add, so the multiplier (a DSP block on an FPGA) and the adder each have a whole cycle.
 """
 
 from amaranth.hdl import Module, Mux, Signal, signed
 from amaranth.lib import data, stream, wiring
 from amaranth.lib.wiring import In, Out
 
-__all__ = ["ACT_SHAPE", "WEIGHT_SHAPE", "PSUM_SHAPE", "ActivationLayout", "ProcessingElement"]
+from .isa import MAC_PIPELINE_DEPTH
+
+__all__ = ["ACT_SHAPE", "WEIGHT_SHAPE", "PSUM_SHAPE", "ActivationLayout", "ProcessingElement",
+           "psum_shape"]
 
 ACT_SHAPE = signed(8)
 WEIGHT_SHAPE = signed(8)
-PSUM_SHAPE = signed(32)
+PSUM_SHAPE = signed(32)   # what leaves the array, and what the accumulators hold
+
+if MAC_PIPELINE_DEPTH != 2:   # the PE below is written for a product register, then a sum register
+    raise RuntimeError(f"rtl.isa.MAC_PIPELINE_DEPTH is {MAC_PIPELINE_DEPTH}, but the PE has two "
+                       "pipeline stages")
+
+
+def psum_shape(terms):
+    """The narrowest signed shape that holds any sum of ``terms`` int8 x int8 products exactly.
+
+    A column of R PEs adds R products, each in [-16256, 16384], so the sums inside the array
+    never wrap and need far fewer than 32 bits (18 for R = 8): a shorter carry chain, fewer
+    flip-flops. The array sign-extends them to :data:`PSUM_SHAPE` at the bottom."""
+    return signed((16384 * terms).bit_length() + 1)
 
 #: What travels right through a row of PEs with each activation (its valid bit is the stream's).
 ActivationLayout = data.StructLayout({"data": ACT_SHAPE, "swap": 1})
@@ -22,14 +39,19 @@ ActivationLayout = data.StructLayout({"data": ACT_SHAPE, "swap": 1})
 class ProcessingElement(wiring.Component):
     """One multiply-accumulate cell with an active and a shadow weight register.
 
-    In each cycle in which ``a_in`` is valid the PE computes
-    ``psum_out = psum_in + a_in.data * weight`` (wrapping at 32 bits), where ``weight`` is the
-    active weight, or the shadow weight if ``a_in.swap`` is set. A valid activation with ``swap``
-    set also copies the shadow weight into the active weight at the end of the cycle, so that
-    it and every later activation use the new weight. Invalid activations never swap.
+    For each valid ``a_in`` the PE computes ``psum_out = psum_in + a_in.data * weight``, where
+    ``weight`` is the active weight, or the shadow weight if ``a_in.swap`` is set. A valid
+    activation with ``swap`` set also copies the shadow weight into the active weight at the end
+    of the cycle, so that it and every later activation use the new weight. Invalid activations
+    never swap.
 
     The shadow weight is written from ``w`` at the end of every cycle in which ``w.valid`` is
     set. A swap in the same cycle still reads the old shadow weight.
+
+    Parameters
+    ----------
+    psum_shape : signed shape
+        Width of the partial sums (:func:`psum_shape` of the PE's row count, in the array).
 
     Members
     -------
@@ -37,27 +59,31 @@ class ProcessingElement(wiring.Component):
         The activation (``data``, signed 8 bits) and its ``swap`` bit, from the left neighbour.
     a_out : ``Out(stream.Signature(ActivationLayout, always_ready=True))``
         ``a_in`` delayed by one cycle, for the right neighbour.
-    psum_in : ``In(signed(32))``
-        Partial sum from the PE above (0 in the top row).
-    psum_out : ``Out(signed(32))``
-        ``psum_in + a_in.data * weight``, registered, for the PE below. Don't-care after a
-        cycle in which ``a_in`` was not valid.
+    psum_in : ``In(psum_shape)``
+        Partial sum from the PE above (0 in the top row), for the activation that was on
+        ``a_in`` one cycle earlier.
+    psum_out : ``Out(psum_shape)``
+        ``psum_in + product``, registered, for the PE below, where ``product`` is the registered
+        ``a_in.data * weight`` of the cycle before. Don't-care for an invalid activation.
     w : ``In(stream.Signature(signed(8), always_ready=True))``
         Shadow weight write.
 
     Notes
     -----
-    Timing: latency one cycle from ``a_in`` to both ``a_out`` and ``psum_out``; one activation per
-    cycle, no back-pressure. ``a_out.valid`` and ``a_out.swap`` reset to 0; the data registers
-    and the weights have no reset.
+    Timing: an activation on ``a_in`` in cycle T leaves on ``a_out`` in T + 1, and its partial
+    sum on ``psum_out`` in T + 2 (``isa.MAC_PIPELINE_DEPTH``), which is when the PE below,
+    having seen the activation in T + 1, wants it. One activation per cycle, no back-pressure.
+    ``a_out.valid`` and ``a_out.swap`` reset to 0; the data registers and the weights have no
+    reset.
     """
 
-    def __init__(self):
+    def __init__(self, psum_shape=PSUM_SHAPE):
+        self.psum_shape = psum_shape
         super().__init__({
             "a_in": In(stream.Signature(ActivationLayout, always_ready=True)),
             "a_out": Out(stream.Signature(ActivationLayout, always_ready=True)),
-            "psum_in": In(PSUM_SHAPE),
-            "psum_out": Out(PSUM_SHAPE),
+            "psum_in": In(psum_shape),
+            "psum_out": Out(psum_shape),
             "w": In(stream.Signature(WEIGHT_SHAPE, always_ready=True)),
         })
 
@@ -65,11 +91,12 @@ class ProcessingElement(wiring.Component):
         m = Module()
 
         # Data registers skip reset: their contents only matter when the valid bit beside them
-        # is set, and a reset on 41 flip-flops per PE costs logic in every one of R x C cells.
+        # is set, and a reset on every data flip-flop costs logic in each of R x C cells.
         active = Signal(WEIGHT_SHAPE, reset_less=True)
         shadow = Signal(WEIGHT_SHAPE, reset_less=True)
         act = Signal(ACT_SHAPE, reset_less=True)
-        psum = Signal(PSUM_SHAPE, reset_less=True)
+        product = Signal(signed(16), reset_less=True)
+        psum = Signal(self.psum_shape, reset_less=True)
         valid = Signal()
         swap = Signal()
 
@@ -83,7 +110,8 @@ class ProcessingElement(wiring.Component):
             act.eq(self.a_in.payload.data),
             valid.eq(self.a_in.valid),
             swap.eq(self.a_in.payload.swap),
-            psum.eq(self.psum_in + self.a_in.payload.data * weight),
+            product.eq(self.a_in.payload.data * weight),
+            psum.eq(self.psum_in + product),
         ]
         with m.If(swapping):
             m.d.sync += active.eq(shadow)

@@ -1,4 +1,11 @@
-"""The sequencer: fetches, checks and issues instructions, one fixed-cost instruction at a time."""
+"""The sequencer: fetches, checks and issues instructions, one fixed-cost instruction at a time.
+
+Three stages: the program SRAM read (fetch), the checks and cost of the word it returns
+(decode, into registers) and the issuing of the instruction (execute). Since programs have no
+branches, the next word is always fetched and decoded while the current instruction executes,
+so the pipeline costs cycles only once per run (``isa.FETCH_CYCLES``), and the SRAM addresses a
+cycle issues come from registers rather than through the decoder.
+"""
 
 from amaranth import Cat, Const, Module, Mux, Signal, signed, unsigned
 from amaranth.lib import data, stream, wiring
@@ -50,12 +57,13 @@ class Sequencer(wiring.Component):
     cycles, mac_cycles, instret : Out(32)
         Counters of the last run (see rtl/hostmap.py, Reg).
 
-    Timing: START in cycle x; cycle x+1 fetches (``isa.FETCH_CYCLES``); the first instruction
-    starts in cycle x+2. Each instruction occupies exactly ``isa.cost`` cycles once it has
-    started, and the next one starts in the cycle after. A MATMUL starts only when the last VEC's
+    Timing: START in cycle x; cycle x+1 fetches word 0 and cycle x+2 decodes it
+    (``isa.FETCH_CYCLES`` = 2); the first instruction starts in cycle x+3. Each instruction
+    occupies exactly ``isa.cost`` cycles once it has started, and the next one starts in the
+    cycle after. A MATMUL starts only when the last VEC's
     activation writes have landed, a VEC only when the last MATMUL's accumulator writes have
     landed, and HALT (or a faulting instruction) only when both have. Its last cycle is the last
-    busy cycle, so CYCLES counts the fetch, every instruction and every interlock wait.
+    busy cycle, so CYCLES counts fetch and decode, every instruction and every interlock wait.
     """
 
     def __init__(self, cfg):
@@ -79,13 +87,14 @@ class Sequencer(wiring.Component):
     def elaborate(self, platform):
         m = Module()
         cfg = self.cfg
-        Op, Error = isa.Op, isa.Error
+        Op = isa.Op
 
-        pc = Signal(range(cfg.prog_depth + 1))
+        pc = Signal(range(cfg.prog_depth + 1))       # address of the executing instruction
+        dpc = Signal(range(cfg.prog_depth + 2))      # address of the word on prog_data
+        advance = Signal()    # the executing instruction ends: load the decoded word
         first = Signal()      # this cycle is the first one of the instruction at pc
         started = Signal()    # the instruction has passed its interlock and is issuing
         k = Signal(range(isa.max_cost() + 1))   # cycles issued so far
-        ir = Signal(isa.INSTR_BITS)
         max_m = 2 ** COUNT_FIELD_BITS - 1
         mm_left = Signal(range(isa.matmul_settle(cfg, max_m) + 1))
         vec_left = Signal(range(isa.vec_settle(cfg, max_m) + 1))
@@ -93,33 +102,117 @@ class Sequencer(wiring.Component):
         clamp_min = Signal(signed(8), init=-128)
         clamp_max = Signal(signed(8), init=127)
 
-        # -- decode: the word comes from the read port on the first cycle, then from ir ----------
-        word = Signal(isa.INSTR_BITS)
-        m.d.comb += word.eq(Mux(first, self.prog_data, ir))
-        with m.If(first):
-            m.d.sync += ir.eq(self.prog_data)
+        # -- fetch: prog_data holds word dpc; ask for the next one when it is consumed ------------
+        fetch = Signal(range(cfg.prog_depth + 2))
+        m.d.comb += fetch.eq(Mux(advance, dpc + 1, dpc))
+        m.d.comb += self.prog_addr.eq(Mux(fetch < cfg.prog_depth, fetch, 0))
+        m.d.sync += dpc.eq(Mux(fetch > cfg.prog_depth, cfg.prog_depth + 1, fetch))
+
+        # -- decode prog_data: opcode, fault and cost, registered with the word ------------------
+        word = self.prog_data
+        d_op, d_fault, d_cost = self._decode(m, word, dpc)
+
+        ir = Signal(isa.INSTR_BITS)
+        is_op = {op: Signal(name=f"is_{op.name.lower()}") for op in Op}
+        fault = Signal(ERROR_BITS)
+        cost = Signal(range(isa.max_cost() + 1))
+        with m.If(advance):
+            m.d.sync += [ir.eq(word), fault.eq(d_fault), cost.eq(d_cost), pc.eq(dpc),
+                         first.eq(1), started.eq(0), k.eq(0)]
+            m.d.sync += [is_op[op].eq(d_op[op]) for op in Op]
+
+        mm_f, vec_f = _fields(ir, Op.MATMUL), _fields(ir, Op.VEC)
+        ld_f, setq_f = _fields(ir, Op.LOADW), _fields(ir, Op.SETQ)
+
+        # -- execute: interlocks, then cost cycles of issue -------------------------------------
+        settled = (mm_left == 0) & (vec_left == 0)
+        can_start = Mux(is_op[Op.MATMUL], vec_left == 0,
+                        Mux(is_op[Op.VEC], mm_left == 0, 1))
+
+        with m.If(mm_left != 0):
+            m.d.sync += mm_left.eq(mm_left - 1)
+        with m.If(vec_left != 0):
+            m.d.sync += vec_left.eq(vec_left - 1)
+
+        fault_q = Signal(ERROR_BITS)
+        halting = Signal()
+        m.d.comb += self.error.eq(fault_q)
+
+        def finish():
+            m.d.sync += [self.busy.eq(0), self.done.eq(1)]
+            m.next = "IDLE"
+
+        with m.FSM():
+            with m.State("IDLE"):
+                with m.If(self.start):
+                    m.d.sync += [
+                        self.busy.eq(1), self.done.eq(0), fault_q.eq(0), self.err_pc.eq(0),
+                        self.cycles.eq(0), self.mac_cycles.eq(0), self.instret.eq(0),
+                        dpc.eq(0), halting.eq(0),
+                        zero_point.eq(0), clamp_min.eq(-128), clamp_max.eq(127),
+                    ]
+                    m.next = "FETCH"
+
+            with m.State("FETCH"):
+                m.d.comb += self.prog_addr.eq(0)
+                m.d.sync += [self.cycles.eq(self.cycles + 1), dpc.eq(0)]
+                m.next = "DECODE"
+
+            with m.State("DECODE"):
+                m.d.comb += advance.eq(1)
+                m.d.sync += self.cycles.eq(self.cycles + 1)
+                m.next = "EXEC"
+
+            with m.State("EXEC"):
+                m.d.sync += self.cycles.eq(self.cycles + 1)
+                with m.If(first & ((fault != 0) | is_op[Op.HALT])):
+                    m.d.sync += [fault_q.eq(fault), self.err_pc.eq(pc),
+                                 halting.eq(fault == 0), first.eq(0)]
+                    with m.If(settled):
+                        with m.If(fault == 0):
+                            m.d.sync += self.instret.eq(self.instret + 1)
+                        finish()
+                    with m.Else():
+                        m.next = "STOP"
+                with m.Elif(started | can_start):
+                    self._issue(m, k, is_op, mm_f, vec_f, ld_f, setq_f, cfg,
+                                mm_left, vec_left, zero_point, clamp_min, clamp_max)
+                    with m.If(k == cost - 1):
+                        m.d.comb += advance.eq(1)
+                        m.d.sync += self.instret.eq(self.instret + 1)
+                    with m.Else():
+                        m.d.sync += [first.eq(0), started.eq(1), k.eq(k + 1)]
+                with m.Else():
+                    m.d.sync += first.eq(0)
+
+            with m.State("STOP"):
+                # Let earlier instructions' writes land before the host may look at the SRAMs.
+                m.d.sync += self.cycles.eq(self.cycles + 1)
+                with m.If(settled):
+                    with m.If(halting):
+                        m.d.sync += self.instret.eq(self.instret + 1)
+                    finish()
+
+        with m.If(self.mm.valid):
+            m.d.sync += self.mac_cycles.eq(self.mac_cycles + 1)
+        return m
+
+    def _decode(self, m, word, addr):
+        """One-hot opcode, error code (as ``isa.check``; PC_OVERFLOW when ``addr`` is past the
+        end) and cost (``isa.cost``) of the instruction ``word`` fetched from ``addr``."""
+        cfg = self.cfg
+        Op, Error = isa.Op, isa.Error
         opcode = word[isa.OPCODE_LSB:isa.OPCODE_LSB + isa.OPCODE_BITS]
-
-        def fields(op):
-            out = {}
-            for f in isa.FIELDS[op]:
-                value = word[f.lsb:f.lsb + f.width]
-                out[f.name] = value.as_signed() if f.signed else value
-            return out
-
-        mm_f, vec_f, ld_f = fields(Op.MATMUL), fields(Op.VEC), fields(Op.LOADW)
-        wait_f, setq_f = fields(Op.WAIT), fields(Op.SETQ)
+        mm_f, vec_f, ld_f = _fields(word, Op.MATMUL), _fields(word, Op.VEC), _fields(word, Op.LOADW)
+        wait_f, setq_f = _fields(word, Op.WAIT), _fields(word, Op.SETQ)
         is_op = {op: opcode == op for op in Op}
 
         # -- checks, in the order of isa.check: the lowest error code wins ----------------------
-        legal = Signal()
-        m.d.comb += legal.eq(Cat(is_op.values()).any())
-        bad_field = Signal()
+        legal = Cat(is_op.values()).any()
         reserved = Const(0, 1)
         for op in Op:
-            mask = isa.reserved_mask(op)
-            reserved = reserved | (is_op[op] & (word & mask).any())
-        m.d.comb += bad_field.eq(
+            reserved = reserved | (is_op[op] & (word & isa.reserved_mask(op)).any())
+        bad_field = (
             reserved
             | (is_op[Op.WAIT] & (wait_f["cycles"] == 0))
             | (is_op[Op.MATMUL] & (mm_f["m"] == 0))
@@ -139,8 +232,8 @@ class Sequencer(wiring.Component):
             | (is_op[Op.VEC] & (vec_f["acc_addr"] + vec_f["m"] > cfg.acc_depth)))
         qparam_range = is_op[Op.VEC] & (vec_f["q_addr"] >= cfg.qparam_depth)
 
-        fault = Signal(ERROR_BITS)
-        with m.If(pc == cfg.prog_depth):
+        fault = Signal(ERROR_BITS, name="d_fault")
+        with m.If(addr >= cfg.prog_depth):
             m.d.comb += fault.eq(Error.PC_OVERFLOW)
         with m.Elif(~legal):
             m.d.comb += fault.eq(Error.ILLEGAL_OPCODE)
@@ -155,9 +248,8 @@ class Sequencer(wiring.Component):
         with m.Elif(qparam_range):
             m.d.comb += fault.eq(Error.QPARAM_RANGE)
 
-        # -- cost (isa.cost) and interlocks ------------------------------------------------------
         load_cost = isa.load_cost(cfg)
-        cost = Signal(range(isa.max_cost() + 1))
+        cost = Signal(range(isa.max_cost() + 1), name="d_cost")
         with m.Switch(opcode):
             with m.Case(Op.WAIT):
                 m.d.comb += cost.eq(wait_f["cycles"])
@@ -172,75 +264,7 @@ class Sequencer(wiring.Component):
                 m.d.comb += cost.eq(vec_f["m"])
             with m.Default():
                 m.d.comb += cost.eq(1)
-
-        settled = (mm_left == 0) & (vec_left == 0)
-        can_start = Mux(is_op[Op.MATMUL], vec_left == 0,
-                        Mux(is_op[Op.VEC], mm_left == 0, 1))
-
-        with m.If(mm_left != 0):
-            m.d.sync += mm_left.eq(mm_left - 1)
-        with m.If(vec_left != 0):
-            m.d.sync += vec_left.eq(vec_left - 1)
-
-        m.d.comb += self.prog_addr.eq(Mux(pc + 1 < cfg.prog_depth, pc + 1, 0))
-
-        fault_q = Signal(ERROR_BITS)
-        halting = Signal()
-        m.d.comb += self.error.eq(fault_q)
-
-        def finish():
-            m.d.sync += [self.busy.eq(0), self.done.eq(1)]
-            m.next = "IDLE"
-
-        with m.FSM():
-            with m.State("IDLE"):
-                with m.If(self.start):
-                    m.d.sync += [
-                        self.busy.eq(1), self.done.eq(0), fault_q.eq(0), self.err_pc.eq(0),
-                        self.cycles.eq(0), self.mac_cycles.eq(0), self.instret.eq(0),
-                        pc.eq(0), first.eq(1), started.eq(0), k.eq(0), halting.eq(0),
-                        zero_point.eq(0), clamp_min.eq(-128), clamp_max.eq(127),
-                    ]
-                    m.next = "FETCH"
-
-            with m.State("FETCH"):
-                m.d.comb += self.prog_addr.eq(0)
-                m.d.sync += self.cycles.eq(self.cycles + 1)
-                m.next = "EXEC"
-
-            with m.State("EXEC"):
-                m.d.sync += self.cycles.eq(self.cycles + 1)
-                with m.If(first & ((fault != 0) | is_op[Op.HALT])):
-                    m.d.sync += [fault_q.eq(fault), self.err_pc.eq(pc),
-                                 halting.eq(fault == 0)]
-                    with m.If(settled):
-                        with m.If(fault == 0):
-                            m.d.sync += self.instret.eq(self.instret + 1)
-                        finish()
-                    with m.Else():
-                        m.next = "STOP"
-                with m.Elif(started | can_start):
-                    self._issue(m, k, is_op, mm_f, vec_f, ld_f, setq_f, cfg,
-                                mm_left, vec_left, zero_point, clamp_min, clamp_max)
-                    with m.If(k == cost - 1):
-                        m.d.sync += [pc.eq(pc + 1), first.eq(1), started.eq(0), k.eq(0),
-                                     self.instret.eq(self.instret + 1)]
-                    with m.Else():
-                        m.d.sync += [first.eq(0), started.eq(1), k.eq(k + 1)]
-                with m.Else():
-                    m.d.sync += first.eq(0)
-
-            with m.State("STOP"):
-                # Let earlier instructions' writes land before the host may look at the SRAMs.
-                m.d.sync += self.cycles.eq(self.cycles + 1)
-                with m.If(settled):
-                    with m.If(halting):
-                        m.d.sync += self.instret.eq(self.instret + 1)
-                    finish()
-
-        with m.If(self.mm.valid):
-            m.d.sync += self.mac_cycles.eq(self.mac_cycles + 1)
-        return m
+        return is_op, fault, cost
 
     def _issue(self, m, k, is_op, mm_f, vec_f, ld_f, setq_f, cfg,
                mm_left, vec_left, zero_point, clamp_min, clamp_max):
@@ -277,3 +301,12 @@ class Sequencer(wiring.Component):
         with m.If(is_op[Op.SETQ] & (k == 0)):
             m.d.sync += [zero_point.eq(setq_f["zero_point"]), clamp_min.eq(setq_f["clamp_min"]),
                          clamp_max.eq(setq_f["clamp_max"])]
+
+
+def _fields(word, op):
+    """The fields of instruction ``op`` sliced from ``word`` (signed ones as signed values)."""
+    out = {}
+    for f in isa.FIELDS[op]:
+        value = word[f.lsb:f.lsb + f.width]
+        out[f.name] = value.as_signed() if f.signed else value
+    return out

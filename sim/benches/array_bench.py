@@ -5,8 +5,9 @@ The environment gives the shape and the seed: ``LOCKSTEP_ROWS``, ``LOCKSTEP_COLS
 shadow weight writes, has a :class:`Driver` play it, a :class:`Monitor` record each cycle's
 ``y``, and :func:`check` compare the recording with what it should be: the tile-level
 expectation ``x @ W_tile`` where the test means one, and always :class:`ArrayModel`, which
-follows the array's timing rules PE by PE. A result must appear exactly ``R + C - 1`` cycles
-after its vector, and no cycle without a vector may give ``y.valid``.
+follows the array's timing rules PE by PE. A result must appear exactly
+``isa.array_latency(R, C)`` cycles after its vector, and no cycle without a vector may give
+``y.valid``.
 
 Cycle numbers are taken from the simulation time (one per clock period), so the driver and the
 monitor agree on them whatever order cocotb wakes them in.
@@ -22,6 +23,7 @@ from cocotb.clock import Clock
 from cocotb.triggers import ReadOnly, RisingEdge
 from cocotb.utils import get_sim_time
 
+from rtl.isa import array_latency
 from sim.arith import wrap_i32
 
 PERIOD_NS = 10
@@ -36,7 +38,7 @@ class Params:
 
     @property
     def latency(self):
-        return self.rows + self.cols - 1
+        return array_latency(self.rows, self.cols)
 
     @property
     def sel_bits(self):
@@ -175,7 +177,7 @@ class ArrayModel:
     ``PE[r][c]`` sees the vector of cycle T in cycle ``T + r + c``. If the vector is valid and
     has ``swap`` set, the PE's active weight becomes its shadow weight as it was in that cycle,
     i.e. the last write to shadow row r in a cycle before ``T + r + c``, and the vector already
-    uses it. The result leaves in cycle ``T + R + C - 1``.
+    uses it. The result leaves in cycle ``T + array_latency(R, C)``.
     """
 
     def __init__(self, rows, cols):
@@ -201,7 +203,7 @@ class ArrayModel:
             if not known.all():
                 raise ModelError(f"testbench bug: the vector of cycle {t} uses a weight that was "
                                  "never written")
-            out[t + self.rows + self.cols - 1] = wrap_i32(np.asarray(x) @ active)
+            out[t + array_latency(self.rows, self.cols)] = wrap_i32(np.asarray(x) @ active)
         return out
 
 
