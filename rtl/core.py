@@ -50,7 +50,7 @@ class LockstepCore(wiring.Component):
     * MATMUL row i issued in cycle s+i: activation read in s+i, array input in s+i+1, array
       output and accumulator read-add-write in s+i+1+``isa.array_latency`` (``matmul_settle``);
     * VEC row i issued in cycle s+i: accumulator and parameter read in s+i, vector unit input in
-      s+i+1, activation write in s+i+5 (``isa.vec_settle``);
+      s+i+1, activation write in s+i+6 (``isa.vec_settle``);
     * weight loads: shadow row j written in s+C+j (rtl/loader.py).
     """
 

@@ -219,7 +219,7 @@ def check(word, cfg):
 # activation write of earlier VECs has landed. HALT waits for both. See docs/isa.md.
 
 FETCH_CYCLES = 2          # cycles after START before the first instruction: fetch, decode
-VEC_PIPELINE_DEPTH = 5    # cycles from a VEC's accumulator read to its activation write landing
+VEC_PIPELINE_DEPTH = 6    # cycles from a VEC's accumulator read to its activation write landing
 MAC_PIPELINE_DEPTH = 2    # cycles from a PE's activation to its partial sum: product, then sum
 
 

@@ -15,9 +15,9 @@ __all__ = ["VectorUnit", "input_layout", "output_layout", "LATENCY"]
 
 #: Cycles from an input on ``i`` to its result on ``o``. The core adds one cycle for the
 #: accumulator SRAM read in front of the unit, which makes ``VEC_PIPELINE_DEPTH``.
-LATENCY = 4
+LATENCY = 5
 
-if LATENCY != VEC_PIPELINE_DEPTH - 1:   # the pipeline below is written for exactly four stages
+if LATENCY != VEC_PIPELINE_DEPTH - 1:   # the pipeline below is written for exactly five stages
     raise RuntimeError(f"rtl.isa.VEC_PIPELINE_DEPTH is {VEC_PIPELINE_DEPTH}, but the vector unit "
                       f"has {LATENCY} stages plus the accumulator read")
 
@@ -87,16 +87,18 @@ class VectorUnit(wiring.Component):
     Timing
     ------
     A vector with ``i.valid`` set in cycle ``t`` appears on ``o`` with ``o.valid`` set in cycle
-    ``t + 4`` (:data:`LATENCY`, ``isa.VEC_PIPELINE_DEPTH - 1``), for that one cycle: the payload
+    ``t + 5`` (:data:`LATENCY`, ``isa.VEC_PIPELINE_DEPTH - 1``), for that one cycle: the payload
     registers load every cycle, so ``o.payload`` means nothing while ``o.valid`` is low.
     Throughput is one vector per cycle. ``o.valid`` and ``o.payload`` come straight from
     registers. Reset clears the valid bits only, so vectors in flight during reset are dropped.
-    The four stages:
+    The five stages:
 
     1. ``acc + bias`` (32-bit wrap);
-    2. the 32 x 32 -> 64 bit signed product, and the saturation test;
-    3. the product's rounded high half (SRDHM), plus the rounding offset of the shift;
-    4. the arithmetic shift, the zero point and the clamp, into the output register.
+    2. the four 16 x 16 partial products of the 32 x 32 product (one DSP multiplier each, with
+       nothing but a register after it), and the saturation test;
+    3. their sum, the 64-bit signed product;
+    4. the product's rounded high half (SRDHM), plus the rounding offset of the shift;
+    5. the arithmetic shift, the zero point and the clamp, into the output register.
     """
 
     def __init__(self, lanes, tag_width):
@@ -126,6 +128,14 @@ class VectorUnit(wiring.Component):
             "mult": data.ArrayLayout(signed(32), self.lanes),
             "side": side,
         }), reset_less=True)
+        partials = Signal(data.StructLayout({
+            "hh": data.ArrayLayout(signed(32), self.lanes),
+            "hl": data.ArrayLayout(signed(33), self.lanes),
+            "lh": data.ArrayLayout(signed(33), self.lanes),
+            "ll": data.ArrayLayout(unsigned(32), self.lanes),
+            "saturate": data.ArrayLayout(unsigned(1), self.lanes),
+            "side": side,
+        }), reset_less=True)
         s2 = Signal(data.StructLayout({
             "prod": data.ArrayLayout(signed(64), self.lanes),
             "saturate": data.ArrayLayout(unsigned(1), self.lanes),
@@ -152,7 +162,8 @@ class VectorUnit(wiring.Component):
             s1.side.clamp_min.eq(p.clamp_min),
             s1.side.clamp_max.eq(p.clamp_max),
             s1.side.tag.eq(p.tag),
-            s2.side.eq(s1.side),
+            partials.side.eq(s1.side),
+            s2.side.eq(partials.side),
             s3.side.eq(s2.side),
             s4.tag.eq(s3.side.tag),
         ]
@@ -164,14 +175,28 @@ class VectorUnit(wiring.Component):
                 s1.mult[j].eq(p.mult[j]),
             ]
 
-            # Stage 2: the full product (|x * mult| <= 2**62 fits signed(64)), and gemmlowp's own
-            # overflow test, which off the multiplier's path costs nothing.
+            # Stage 2: x * mult = hh * 2**32 + (hl + lh) * 2**16 + ll, with signed high halves
+            # and unsigned low ones; each partial product fits one 18 x 18 DSP multiplier.
+            # gemmlowp's own overflow test, off the multipliers' path, costs nothing.
+            xh, xl = s1.x[j][16:].as_signed(), s1.x[j][:16]
+            mh, ml = s1.mult[j][16:].as_signed(), s1.mult[j][:16]
             m.d.sync += [
-                s2.prod[j].eq(s1.x[j] * s1.mult[j]),
-                s2.saturate[j].eq((s1.x[j] == INT32_MIN) & (s1.mult[j] == INT32_MIN)),
+                partials.hh[j].eq(xh * mh),
+                partials.hl[j].eq(xh * ml),
+                partials.lh[j].eq(xl * mh),
+                partials.ll[j].eq(xl * ml),
+                partials.saturate[j].eq((s1.x[j] == INT32_MIN) & (s1.mult[j] == INT32_MIN)),
             ]
 
-            # Stage 3, SRDHM: gemmlowp computes (ab + nudge) / 2**31 truncating toward zero, with
+            # Stage 3: the full product (|x * mult| <= 2**62 fits signed(64)).
+            m.d.sync += [
+                s2.prod[j].eq((partials.hh[j] << 32)
+                              + ((partials.hl[j] + partials.lh[j]) << 16)
+                              + partials.ll[j]),
+                s2.saturate[j].eq(partials.saturate[j]),
+            ]
+
+            # Stage 4, SRDHM: gemmlowp computes (ab + nudge) / 2**31 truncating toward zero, with
             # nudge = 2**30 for ab >= 0 and 1 - 2**30 otherwise. For ab >= 0 that is
             # floor((ab + 2**30) / 2**31). For ab < 0 the numerator is negative, and truncation is
             # ceil(n / d) = floor((n + d - 1) / d) = floor((ab + 1 - 2**30 + 2**31 - 1) / 2**31)
@@ -182,9 +207,9 @@ class VectorUnit(wiring.Component):
             x = Mux(s2.saturate[j], INT32_MAX, high)
             x_negative = ~s2.saturate[j] & high[31]
 
-            # Still stage 3: the rounding of RoundingDivideByPOT, moved ahead of its shift so that
-            # stage 4 is only a shift, an add and the clamp (one lane alone on an LFE5U-85F: 45-54
-            # MHz with the remainder compare in stage 4, 75-78 MHz like this). gemmlowp adds 1
+            # Still stage 4: the rounding of RoundingDivideByPOT, moved ahead of its shift so that
+            # stage 5 is only a shift, an add and the clamp (one lane alone on an LFE5U-85F: 45-54
+            # MHz with the remainder compare in stage 5, 75-78 MHz like this). gemmlowp adds 1
             # to floor(x / 2**s) when x mod 2**s > 2**(s-1) - 1 + (x < 0). For s >= 1 that is
             # floor((x + c) / 2**s) with c = 2**(s-1) - (x < 0), as 0 <= c < 2**s; for s = 0 it
             # is x, i.e. c = 0. x + c lies in [-2**31, 2**31 + 2**30): 33 bits.
@@ -193,7 +218,7 @@ class VectorUnit(wiring.Component):
             m.d.comb += half.eq((1 << shift) >> 1)
             m.d.sync += s3.y[j].eq(x + half - (x_negative & (shift != 0)))
 
-            # Stage 4: the shift (arithmetic: y is signed), zero point and clamp. The shifted
+            # Stage 5: the shift (arithmetic: y is signed), zero point and clamp. The shifted
             # value is within int32 and zero_point within int8: 34 bits hold the sum.
             biased = Signal(signed(34), name=f"biased{j}")
             m.d.comb += biased.eq((s3.y[j] >> s3.side.shift[j]) + s3.side.zero_point)

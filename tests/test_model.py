@@ -76,12 +76,12 @@ def test_interlocks():
     vec = isa.encode(isa.Op.VEC, m=2)
     halt = isa.encode(isa.Op.HALT)
     # VEC waits for the MATMUL's writes (start 2, settled at 2 + 3 + 1 + R + C).
-    assert predict_cycles(cfg, [mm, vec, halt]) == (2 + 3 + 1 + r + c) + 2 + 5 + 1
-    # MATMUL waits for the VEC's writes (settled 5 cycles after its last row).
-    assert predict_cycles(cfg, [vec, mm, halt]) == (2 + 2 + 5) + 3 + 1 + r + c + 1
+    assert predict_cycles(cfg, [mm, vec, halt]) == (2 + 3 + 1 + r + c) + 2 + 6 + 1
+    # MATMUL waits for the VEC's writes (settled 6 cycles after its last row).
+    assert predict_cycles(cfg, [vec, mm, halt]) == (2 + 2 + 6) + 3 + 1 + r + c + 1
     # A WAIT long enough hides the interlock completely.
     wait = isa.encode(isa.Op.WAIT, cycles=1 + r + c)
-    assert predict_cycles(cfg, [mm, wait, vec, halt]) == 2 + 3 + 1 + r + c + 2 + 5 + 1
+    assert predict_cycles(cfg, [mm, wait, vec, halt]) == 2 + 3 + 1 + r + c + 2 + 6 + 1
 
 
 def test_faults_stop_before_executing():
