@@ -40,6 +40,9 @@ def add_config_arguments(parser):
         parser.add_argument("--" + name.replace("_", "-"), dest=name, type=int,
                             default=getattr(defaults, name),
                             help=f"{help_text} (default {getattr(defaults, name)})")
+    parser.add_argument("--vec-lanes", dest="vec_lanes", type=int, default=None,
+                        help="vector unit lanes; fewer take several cycles per VEC row "
+                        "(default min(rows, cols))")
 
 
 def config_from_args(args):
@@ -202,14 +205,17 @@ def _board(name):
         raise UserError(str(exc)) from None
 
 
-def build_core(board, rows=None, cols=None):
-    """The board's core with its array shape overridden by ``rows``/``cols`` (each optional),
-    every other parameter kept; None when neither is given. ConfigError for an invalid shape."""
+def build_core(board, rows=None, cols=None, vec_lanes=None):
+    """The board's core with its array shape overridden by ``rows``/``cols``/``vec_lanes``
+    (each optional; a new shape without ``vec_lanes`` gets min(rows, cols) lanes), every other
+    parameter kept; None when none is given. ConfigError for an invalid shape."""
     from dataclasses import replace
-    if rows is None and cols is None:
+    if rows is None and cols is None and vec_lanes is None:
         return None
+    if rows is None and cols is None:
+        return replace(board.core, vec_lanes=vec_lanes)
     return replace(board.core, rows=board.core.rows if rows is None else rows,
-                   cols=board.core.cols if cols is None else cols)
+                   cols=board.core.cols if cols is None else cols, vec_lanes=vec_lanes)
 
 
 def cmd_build(args):
@@ -218,11 +224,12 @@ def cmd_build(args):
     from boards.build import BuildError
     from boards.build import build as build_board
     board = _board(args.board)
-    core = build_core(board, args.rows, args.cols)
+    core = build_core(board, args.rows, args.cols, args.vec_lanes)
     build_dir = args.build_dir
     if build_dir is None and core is not None:
         # Not the board's own folder: `lockstep flash` takes its bitstream from there.
-        build_dir = Path("build") / "boards" / f"{board.name}-{core.rows}x{core.cols}"
+        lanes = f"v{core.vec_lanes}" if core.vec_lanes != core.lanes else ""
+        build_dir = Path("build") / "boards" / f"{board.name}-{core.rows}x{core.cols}{lanes}"
     try:
         report = build_board(args.board, build_dir=build_dir, tools=args.tools,
                              seed=args.seed, progress=sys.stderr, core=core)
@@ -334,6 +341,8 @@ def build_parser():
     bld.add_argument("--rows", type=int, help="array rows R instead of the board's own "
                      "(the other core parameters are the board's)")
     bld.add_argument("--cols", type=int, help="array columns C instead of the board's own")
+    bld.add_argument("--vec-lanes", type=int, help="vector unit lanes instead of the board's "
+                     "own (default with --rows/--cols: min(rows, cols))")
     bld.set_defaults(func=cmd_build)
 
     fl = sub.add_parser("flash", help="program a board with its bitstream")

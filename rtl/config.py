@@ -41,6 +41,12 @@ class CoreConfig:
         for C output channels.
     prog_depth : int
         Instructions (64-bit words) the program SRAM holds.
+    vec_lanes : int or None
+        Requantisation lanes of the vector unit (each has a 32 x 32 multiplier: four DSP
+        multipliers). ``None`` means :attr:`lanes`, one VEC row per cycle. Fewer lanes take
+        ``lanes // vec_lanes`` cycles per VEC row (:attr:`vec_steps`, a power of two), which
+        frees multipliers for the array: a 12 x 12 array and 12 lanes need 192 of the
+        LFE5U-85F's 156; with 3 lanes, 156.
     """
 
     rows: int = 8
@@ -50,8 +56,11 @@ class CoreConfig:
     acc_depth: int = 512
     qparam_depth: int = 64
     prog_depth: int = 512
+    vec_lanes: int = None
 
     def __post_init__(self):
+        if self.vec_lanes is None and isinstance(self.rows, int) and isinstance(self.cols, int):
+            object.__setattr__(self, "vec_lanes", min(self.rows, self.cols))
         for f in fields(self):
             value = getattr(self, f.name)
             if not isinstance(value, int) or isinstance(value, bool):
@@ -80,6 +89,13 @@ class CoreConfig:
             value = getattr(self, name)
             if not 1 <= value <= limit:
                 raise ConfigError(f"{name} must be between 1 and {limit}, not {value}")
+        if not 1 <= self.vec_lanes <= self.lanes or self.lanes % self.vec_lanes:
+            raise ConfigError(f"vec_lanes must divide min(rows, cols) = {self.lanes}, "
+                              f"not {self.vec_lanes}")
+        steps = self.lanes // self.vec_lanes
+        if steps & (steps - 1):
+            raise ConfigError(f"min(rows, cols) / vec_lanes must be a power of two, "
+                              f"not {self.lanes} / {self.vec_lanes} = {steps}")
         if self.wgt_depth < self.rows:
             raise ConfigError(
                 f"wgt_depth ({self.wgt_depth}) must hold at least one weight tile "
@@ -96,6 +112,11 @@ class CoreConfig:
     def groups(self):
         """Lane groups of a VEC instruction: max(rows, cols) // min(rows, cols)."""
         return max(self.rows, self.cols) // self.lanes
+
+    @property
+    def vec_steps(self):
+        """Cycles a VEC instruction spends on one accumulator row: lanes // vec_lanes."""
+        return self.lanes // self.vec_lanes
 
     @property
     def macs_per_cycle(self):
@@ -115,5 +136,6 @@ class CoreConfig:
     @property
     def name(self):
         """A short name that identifies the configuration, e.g. for build caches."""
+        vec = f"_v{self.vec_lanes}" if self.vec_lanes != self.lanes else ""
         return (f"r{self.rows}c{self.cols}_a{self.act_depth}_w{self.wgt_depth}"
-                f"_c{self.acc_depth}_q{self.qparam_depth}_p{self.prog_depth}")
+                f"_c{self.acc_depth}_q{self.qparam_depth}_p{self.prog_depth}{vec}")

@@ -9,8 +9,9 @@ from .array import SystolicArray
 from .config import ADDR_FIELD_BITS, GROUP_FIELD_BITS
 from .hostbus import HostBusSignature
 from .hostmap import DATA_BITS, REGION_BITS, STATUS_ERROR_SHIFT, HostMap, Reg, Region
+from .isa import READ_LATENCY
 from .loader import WeightLoader
-from .sequencer import ERROR_BITS, Sequencer
+from .sequencer import ERROR_BITS, Sequencer, vec_step_bits
 from .vector import VectorUnit
 
 __all__ = ["LockstepCore"]
@@ -47,11 +48,13 @@ class LockstepCore(wiring.Component):
     Timing: instructions cost what ``isa.cost`` says, plus the interlock waits described in
     rtl/sequencer.py; the datapaths are fully pipelined, one row per cycle:
 
-    * MATMUL row i issued in cycle s+i: activation read in s+i, array input in s+i+1, array
-      output and accumulator read-add-write in s+i+1+``isa.array_latency`` (``matmul_settle``);
-    * VEC row i issued in cycle s+i: accumulator and parameter read in s+i, vector unit input in
-      s+i+1, activation write in s+i+6 (``isa.vec_settle``);
-    * weight loads: shadow row j written in s+C+j (rtl/loader.py).
+    * MATMUL row i issued in cycle s+i: activation read in s+i, registered, array input in
+      s+i+2 (``isa.READ_LATENCY``), array output and accumulator read-add-write in
+      s+i+2+``isa.array_latency`` (``isa.matmul_settle``);
+    * VEC step j (row j // vec_steps) issued in cycle s+j: accumulator and parameter read in
+      s+j, lane select, vector unit input in s+j+2, activation write in s+j+7
+      (``isa.vec_settle``);
+    * weight loads: shadow row j written in s+1+C+j (rtl/loader.py, started s+1 like the swap).
     """
 
     def __init__(self, cfg):
@@ -68,12 +71,14 @@ class LockstepCore(wiring.Component):
         m = Module()
         cfg, hmap = self.cfg, self.map
         rows, cols = cfg.rows, cfg.cols
-        lanes, groups = cfg.lanes, cfg.groups
+        groups = cfg.groups
 
         m.submodules.seq = seq = Sequencer(cfg)
         m.submodules.loader = loader = WeightLoader(cfg)
         m.submodules.array = array = SystolicArray(rows, cols)
-        m.submodules.vector = vector = VectorUnit(lanes, ADDR_FIELD_BITS + GROUP_FIELD_BITS)
+        vec_lanes, step_bits = cfg.vec_lanes, vec_step_bits(cfg)
+        m.submodules.vector = vector = VectorUnit(
+            vec_lanes, ADDR_FIELD_BITS + GROUP_FIELD_BITS + step_bits)
 
         def memory(name, width, depth, granularity):
             mem = Memory(shape=unsigned(width), depth=depth, init=[])
@@ -136,12 +141,16 @@ class LockstepCore(wiring.Component):
 
         # -- matrix path: activation read -> array -> accumulate into acc ------------------------
         mm = seq.mm
+        # The SRAM's output is registered before the array: a block RAM's clock-to-output is a
+        # third of a 100 MHz cycle, which must not be in front of a multiplier.
+        act_data = _delay(m, act_r.data, READ_LATENCY - 1, "act_data")
         m.d.comb += [
-            array.a.valid.eq(_delay(m, mm.valid, 1, "mm_valid")),
-            array.a.payload.swap.eq(_delay(m, mm.payload.swap, 1, "mm_swap")),
-            array.a.payload.data.eq(act_r.data),
+            array.a.valid.eq(_delay(m, mm.valid, READ_LATENCY, "mm_valid")),
+            array.a.payload.swap.eq(_delay(m, mm.payload.swap, READ_LATENCY, "mm_swap")),
+            array.a.payload.data.eq(act_data),
         ]
-        latency = array.latency
+        # The accumulator is read one cycle before the array's result comes out.
+        latency = READ_LATENCY - 1 + array.latency
         tag_valid = _delay(m, mm.valid, latency, "acc_tag_valid")
         tag_addr = _delay(m, mm.payload.acc_addr, latency, "acc_tag_addr")
         tag_accumulate = _delay(m, mm.payload.accumulate, latency, "acc_tag_acc")
@@ -157,30 +166,46 @@ class LockstepCore(wiring.Component):
         vec = seq.vec
         v_valid = _delay(m, vec.valid, 1, "vec_valid")
         v_tag = _delay(m, vec.payload, 1, "vec_tag")
-        vin = vector.i.payload
+        # What the vector unit takes is registered (isa.READ_LATENCY), for the same reason as the
+        # activations: the accumulator SRAM's output goes through the lane select first.
+        vin = Signal(vector.i.payload.shape())
+        assert READ_LATENCY == 2, "the vector unit's input is one register after the SRAM"
+        m.d.sync += [vector.i.payload.eq(vin), vector.i.valid.eq(v_valid)]
 
-        def lane_group(value, lane_bits):
-            if cols <= rows:
+        # A VEC row's lanes are processed vec_lanes at a time: "slots" of vec_lanes channels
+        # index the accumulator row (C channels) and the activation row (R bytes). When
+        # C > R, lane group g is accumulator slots g * steps ... and all R activation bytes;
+        # when C < R, it is all C accumulator channels and activation slots g * steps ...
+        def slot(group, step):
+            group = group[:max(1, (groups - 1).bit_length())]
+            return Cat(step, group) if cfg.vec_steps > 1 else group
+
+        acc_slot = slot(v_tag.group, v_tag.step) if cols > rows else v_tag.step
+
+        def lane_select(value, lane_bits):
+            if cols == vec_lanes:
                 return value
-            return value.word_select(v_tag.group[:max(1, (groups - 1).bit_length())],
-                                     lane_bits * lanes)
+            return value.word_select(acc_slot, lane_bits * vec_lanes)
 
         m.d.comb += [
-            vector.i.valid.eq(v_valid),
-            vin.acc.eq(lane_group(acc_r.data, 32)),
-            vin.bias.eq(lane_group(bias_r.data, 32)),
-            vin.mult.eq(lane_group(mult_r.data, 32)),
+            vin.acc.eq(lane_select(acc_r.data, 32)),
+            vin.bias.eq(lane_select(bias_r.data, 32)),
+            vin.mult.eq(lane_select(mult_r.data, 32)),
             vin.zero_point.eq(v_tag.zero_point),
             vin.clamp_min.eq(v_tag.clamp_min),
             vin.clamp_max.eq(v_tag.clamp_max),
-            vin.tag.eq(Cat(v_tag.act_addr, v_tag.group)),
+            vin.tag.eq(Cat(v_tag.act_addr, v_tag.group, v_tag.step)),
         ]
-        shifts = lane_group(shift_r.data, 8)
-        for j in range(lanes):
+        shifts = lane_select(shift_r.data, 8)
+        for j in range(vec_lanes):
             m.d.comb += vin.shift[j].eq(shifts[8 * j:8 * j + 5])
 
-        out_addr = vector.o.payload.tag[:ADDR_FIELD_BITS]
-        out_group = vector.o.payload.tag[ADDR_FIELD_BITS:]
+        out_tag = vector.o.payload.tag
+        out_addr = out_tag[:ADDR_FIELD_BITS]
+        out_group = out_tag[ADDR_FIELD_BITS:ADDR_FIELD_BITS + GROUP_FIELD_BITS]
+        out_step = out_tag[ADDR_FIELD_BITS + GROUP_FIELD_BITS:]
+        act_slot = slot(out_group, out_step) if cols < rows else out_step
+        act_slots = rows // vec_lanes
 
         # -- port multiplexing: the core owns the SRAMs while busy, the host while idle ----------
         with m.If(busy):
@@ -198,16 +223,11 @@ class LockstepCore(wiring.Component):
             ]
             with m.If(array.y.valid):
                 m.d.comb += acc_w.en.eq(-1)
-            if cols >= rows:
-                m.d.comb += act_w.data.eq(vector.o.payload.data)
-                with m.If(vector.o.valid):
-                    m.d.comb += act_w.en.eq(-1)
-            else:
-                m.d.comb += act_w.data.eq(Cat(*[vector.o.payload.data] * groups))
-                with m.If(vector.o.valid):
-                    for g in range(groups):
-                        with m.If(out_group == g):
-                            m.d.comb += act_w.en.eq(((1 << cols) - 1) << (g * cols))
+            m.d.comb += act_w.data.eq(Cat(*[vector.o.payload.data] * act_slots))
+            with m.If(vector.o.valid):
+                for i in range(act_slots):
+                    with m.If(act_slot == i):
+                        m.d.comb += act_w.en.eq(((1 << vec_lanes) - 1) << (i * vec_lanes))
         with m.Else():
             for port in (prog_r, act_r, wgt_r, acc_r, bias_r, mult_r, shift_r):
                 m.d.comb += port.addr.eq(row)
@@ -217,8 +237,10 @@ class LockstepCore(wiring.Component):
         wiring.connect(m, loader.w, array.w)
         m.d.comb += [
             seq.prog_data.eq(prog_r.data),
-            loader.start.valid.eq(seq.load.valid),
-            loader.start.payload.eq(seq.load.payload),
+            # Delayed like the swap that the loaded tile waits for (shadow row j lands in
+            # s + READ_LATENCY - 1 + C + j, once that swap has passed PE[j][C-1]).
+            loader.start.valid.eq(_delay(m, seq.load.valid, READ_LATENCY - 1, "load_valid")),
+            loader.start.payload.eq(_delay(m, seq.load.payload, READ_LATENCY - 1, "load_addr")),
             loader.rd_data.eq(wgt_r.data),
         ]
 

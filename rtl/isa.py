@@ -23,7 +23,7 @@ from .config import (
 __all__ = [
     "Op", "Error", "Field", "FIELDS", "INSTR_BITS", "OPCODE_LSB", "OPCODE_BITS",
     "Instr", "encode", "decode", "check", "cost", "IsaError",
-    "FETCH_CYCLES", "VEC_PIPELINE_DEPTH", "MAC_PIPELINE_DEPTH", "array_latency",
+    "FETCH_CYCLES", "VEC_PIPELINE_DEPTH", "READ_LATENCY", "MAC_PIPELINE_DEPTH", "array_latency",
     "matmul_settle", "vec_settle", "load_cost",
 ]
 
@@ -219,7 +219,8 @@ def check(word, cfg):
 # activation write of earlier VECs has landed. HALT waits for both. See docs/isa.md.
 
 FETCH_CYCLES = 2          # cycles after START before the first instruction: fetch, decode
-VEC_PIPELINE_DEPTH = 6    # cycles from a VEC's accumulator read to its activation write landing
+VEC_PIPELINE_DEPTH = 7    # cycles from a VEC's accumulator read to its activation write landing
+READ_LATENCY = 2          # cycles from an SRAM read address to a unit's input: read, register
 MAC_PIPELINE_DEPTH = 2    # cycles from a PE's activation to its partial sum: product, then sum
 
 
@@ -247,22 +248,24 @@ def cost(instr, cfg):
     if op == Op.MATMUL:
         return max(a["m"], load_cost(cfg)) if a["preload"] else a["m"]
     if op == Op.VEC:
-        return a["m"]
+        return a["m"] * cfg.vec_steps
     return 1   # HALT, SETQ
 
 
-def max_cost():
+def max_cost(cfg):
     """The longest an instruction can occupy the sequencer (sizes its cycle counter)."""
-    return max(1 << WAIT_FIELD_BITS, 1 << COUNT_FIELD_BITS) - 1
+    max_m = (1 << COUNT_FIELD_BITS) - 1
+    return max((1 << WAIT_FIELD_BITS) - 1, max_m * max(cfg.vec_steps, 1), load_cost(cfg))
 
 
 def matmul_settle(cfg, m):
     """Cycles from a MATMUL's first cycle until all its accumulator writes can be read: row i is
-    read from activation SRAM in cycle s+i, enters the array in s+i+1 and is written into the
-    accumulators array_latency cycles later."""
-    return m + 1 + array_latency(cfg.rows, cfg.cols)
+    read from activation SRAM in cycle s+i, enters the array in s+i+READ_LATENCY and is written
+    into the accumulators array_latency cycles later, readable in the cycle after."""
+    return m - 1 + READ_LATENCY + array_latency(cfg.rows, cfg.cols) + 1
 
 
 def vec_settle(cfg, m):
-    """Cycles from a VEC's first cycle until all its activation writes can be read."""
-    return m + VEC_PIPELINE_DEPTH
+    """Cycles from a VEC's first cycle until all its activation writes can be read: it issues
+    m rows of vec_steps cycles each, and the last one's write lands VEC_PIPELINE_DEPTH later."""
+    return m * cfg.vec_steps + VEC_PIPELINE_DEPTH

@@ -14,7 +14,7 @@ from amaranth.lib.wiring import In, Out
 from . import isa
 from .config import ADDR_FIELD_BITS, COUNT_FIELD_BITS, GROUP_FIELD_BITS, QADDR_FIELD_BITS
 
-__all__ = ["Sequencer", "matmul_issue_layout", "vec_issue_layout"]
+__all__ = ["Sequencer", "matmul_issue_layout", "vec_issue_layout", "vec_step_bits"]
 
 A = ADDR_FIELD_BITS
 ERROR_BITS = max(isa.Error).bit_length()
@@ -26,10 +26,15 @@ def matmul_issue_layout():
     })
 
 
-def vec_issue_layout():
+def vec_step_bits(cfg):
+    """Width of the step index of a VEC row (0 .. vec_steps - 1); at least 1."""
+    return max(1, (cfg.vec_steps - 1).bit_length())
+
+
+def vec_issue_layout(cfg):
     return data.StructLayout({
         "acc_addr": unsigned(A), "act_addr": unsigned(A), "q_addr": unsigned(QADDR_FIELD_BITS),
-        "group": unsigned(GROUP_FIELD_BITS),
+        "group": unsigned(GROUP_FIELD_BITS), "step": unsigned(vec_step_bits(cfg)),
         "zero_point": signed(8), "clamp_min": signed(8), "clamp_max": signed(8),
     })
 
@@ -46,8 +51,9 @@ class Sequencer(wiring.Component):
     prog_data : In(64)
     mm : Out(stream.Signature(matmul_issue_layout(), always_ready=True))
         One activation row to read and push through the array, and where its result goes.
-    vec : Out(stream.Signature(vec_issue_layout(), always_ready=True))
-        One accumulator row to requantise, and where its int8 result goes.
+    vec : Out(stream.Signature(vec_issue_layout(cfg), always_ready=True))
+        One accumulator row to requantise, and where its int8 result goes; ``step`` says which
+        ``vec_lanes`` of the row's lane group (cfg.vec_steps cycles per row).
     load : Out(stream.Signature(unsigned(14), always_ready=True))
         Start of a weight-tile load at the given weight SRAM row.
     busy, done : Out(1)
@@ -73,7 +79,7 @@ class Sequencer(wiring.Component):
             "prog_addr": Out(range(cfg.prog_depth)),
             "prog_data": In(isa.INSTR_BITS),
             "mm": Out(stream.Signature(matmul_issue_layout(), always_ready=True)),
-            "vec": Out(stream.Signature(vec_issue_layout(), always_ready=True)),
+            "vec": Out(stream.Signature(vec_issue_layout(cfg), always_ready=True)),
             "load": Out(stream.Signature(unsigned(A), always_ready=True)),
             "busy": Out(1),
             "done": Out(1),
@@ -94,7 +100,8 @@ class Sequencer(wiring.Component):
         advance = Signal()    # the executing instruction ends: load the decoded word
         first = Signal()      # this cycle is the first one of the instruction at pc
         started = Signal()    # the instruction has passed its interlock and is issuing
-        k = Signal(range(isa.max_cost() + 1))   # cycles issued so far
+        k = Signal(range(isa.max_cost(cfg) + 1))   # cycles issued so far
+        left = Signal(range(isa.max_cost(cfg) + 1))   # cycles left after this one
         max_m = 2 ** COUNT_FIELD_BITS - 1
         mm_left = Signal(range(isa.matmul_settle(cfg, max_m) + 1))
         vec_left = Signal(range(isa.vec_settle(cfg, max_m) + 1))
@@ -103,10 +110,19 @@ class Sequencer(wiring.Component):
         clamp_max = Signal(signed(8), init=127)
 
         # -- fetch: prog_data holds word dpc; ask for the next one when it is consumed ------------
-        fetch = Signal(range(cfg.prog_depth + 2))
-        m.d.comb += fetch.eq(Mux(advance, dpc + 1, dpc))
-        m.d.comb += self.prog_addr.eq(Mux(fetch < cfg.prog_depth, fetch, 0))
-        m.d.sync += dpc.eq(Mux(fetch > cfg.prog_depth, cfg.prog_depth + 1, fetch))
+        # Everything on the way to the SRAM address is a register but the choice between them.
+        depth = cfg.prog_depth
+        dpc_next = Signal(range(depth + 2), init=1)
+        addr_cur = Signal(range(depth))
+        addr_next = Signal(range(depth), init=1 % depth)
+        m.d.comb += self.prog_addr.eq(Mux(advance, addr_next, addr_cur))
+        with m.If(advance):
+            m.d.sync += [
+                dpc.eq(dpc_next),
+                dpc_next.eq(Mux(dpc_next > depth, depth + 1, dpc_next + 1)),
+                addr_cur.eq(addr_next),
+                addr_next.eq(Mux(dpc_next + 1 < depth, dpc_next + 1, 0)),
+            ]
 
         # -- decode prog_data: opcode, fault and cost, registered with the word ------------------
         word = self.prog_data
@@ -115,9 +131,8 @@ class Sequencer(wiring.Component):
         ir = Signal(isa.INSTR_BITS)
         is_op = {op: Signal(name=f"is_{op.name.lower()}") for op in Op}
         fault = Signal(ERROR_BITS)
-        cost = Signal(range(isa.max_cost() + 1))
         with m.If(advance):
-            m.d.sync += [ir.eq(word), fault.eq(d_fault), cost.eq(d_cost), pc.eq(dpc),
+            m.d.sync += [ir.eq(word), fault.eq(d_fault), left.eq(d_cost - 1), pc.eq(dpc),
                          first.eq(1), started.eq(0), k.eq(0)]
             m.d.sync += [is_op[op].eq(d_op[op]) for op in Op]
 
@@ -155,7 +170,8 @@ class Sequencer(wiring.Component):
 
             with m.State("FETCH"):
                 m.d.comb += self.prog_addr.eq(0)
-                m.d.sync += [self.cycles.eq(self.cycles + 1), dpc.eq(0)]
+                m.d.sync += [self.cycles.eq(self.cycles + 1), dpc.eq(0), dpc_next.eq(1),
+                             addr_cur.eq(0), addr_next.eq(1 % depth)]
                 m.next = "DECODE"
 
             with m.State("DECODE"):
@@ -177,11 +193,11 @@ class Sequencer(wiring.Component):
                 with m.Elif(started | can_start):
                     self._issue(m, k, is_op, mm_f, vec_f, ld_f, setq_f, cfg,
                                 mm_left, vec_left, zero_point, clamp_min, clamp_max)
-                    with m.If(k == cost - 1):
+                    with m.If(left == 0):
                         m.d.comb += advance.eq(1)
                         m.d.sync += self.instret.eq(self.instret + 1)
                     with m.Else():
-                        m.d.sync += [first.eq(0), started.eq(1), k.eq(k + 1)]
+                        m.d.sync += [first.eq(0), started.eq(1), k.eq(k + 1), left.eq(left - 1)]
                 with m.Else():
                     m.d.sync += first.eq(0)
 
@@ -249,7 +265,7 @@ class Sequencer(wiring.Component):
             m.d.comb += fault.eq(Error.QPARAM_RANGE)
 
         load_cost = isa.load_cost(cfg)
-        cost = Signal(range(isa.max_cost() + 1), name="d_cost")
+        cost = Signal(range(isa.max_cost(cfg) + 1), name="d_cost")
         with m.Switch(opcode):
             with m.Case(Op.WAIT):
                 m.d.comb += cost.eq(wait_f["cycles"])
@@ -261,7 +277,7 @@ class Sequencer(wiring.Component):
                 with m.Else():
                     m.d.comb += cost.eq(mm_f["m"])
             with m.Case(Op.VEC):
-                m.d.comb += cost.eq(vec_f["m"])
+                m.d.comb += cost.eq(vec_f["m"] * cfg.vec_steps)
             with m.Default():
                 m.d.comb += cost.eq(1)
         return is_op, fault, cost
@@ -286,10 +302,14 @@ class Sequencer(wiring.Component):
         with m.If(is_op[Op.LOADW] & (k == 0)):
             m.d.comb += [self.load.valid.eq(1), self.load.payload.eq(ld_f["wgt_addr"])]
         with m.If(is_op[Op.VEC]):
+            # vec_steps is a power of two: the low bits of k are the step, the rest the row.
+            step_bits = (cfg.vec_steps - 1).bit_length()
+            row = k[step_bits:]
             m.d.comb += [
                 self.vec.valid.eq(1),
-                self.vec.payload.acc_addr.eq(vec_f["acc_addr"] + k),
-                self.vec.payload.act_addr.eq(vec_f["act_addr"] + k),
+                self.vec.payload.acc_addr.eq(vec_f["acc_addr"] + row),
+                self.vec.payload.act_addr.eq(vec_f["act_addr"] + row),
+                self.vec.payload.step.eq(k[:step_bits] if step_bits else 0),
                 self.vec.payload.q_addr.eq(vec_f["q_addr"]),
                 self.vec.payload.group.eq(vec_f["group"]),
                 self.vec.payload.zero_point.eq(zero_point),
@@ -297,7 +317,7 @@ class Sequencer(wiring.Component):
                 self.vec.payload.clamp_max.eq(clamp_max),
             ]
             with m.If(k == 0):
-                m.d.sync += vec_left.eq(isa.vec_settle(cfg, 0) + vec_f["m"] - 1)
+                m.d.sync += vec_left.eq(isa.vec_settle(cfg, 0) + vec_f["m"] * cfg.vec_steps - 1)
         with m.If(is_op[Op.SETQ] & (k == 0)):
             m.d.sync += [zero_point.eq(setq_f["zero_point"]), clamp_min.eq(setq_f["clamp_min"]),
                          clamp_max.eq(setq_f["clamp_max"])]

@@ -9,17 +9,18 @@ from amaranth import Module, Mux, Signal, signed, unsigned
 from amaranth.lib import data, stream, wiring
 from amaranth.lib.wiring import In, Out
 
-from .isa import VEC_PIPELINE_DEPTH
+from .isa import READ_LATENCY, VEC_PIPELINE_DEPTH
 
 __all__ = ["VectorUnit", "input_layout", "output_layout", "LATENCY"]
 
-#: Cycles from an input on ``i`` to its result on ``o``. The core adds one cycle for the
-#: accumulator SRAM read in front of the unit, which makes ``VEC_PIPELINE_DEPTH``.
+#: Cycles from an input on ``i`` to its result on ``o``. The core adds ``isa.READ_LATENCY``
+#: cycles for the accumulator SRAM read in front of the unit, which makes
+#: ``VEC_PIPELINE_DEPTH``.
 LATENCY = 5
 
-if LATENCY != VEC_PIPELINE_DEPTH - 1:   # the pipeline below is written for exactly five stages
+if LATENCY != VEC_PIPELINE_DEPTH - READ_LATENCY:   # the pipeline below has exactly five stages
     raise RuntimeError(f"rtl.isa.VEC_PIPELINE_DEPTH is {VEC_PIPELINE_DEPTH}, but the vector unit "
-                      f"has {LATENCY} stages plus the accumulator read")
+                      f"has {LATENCY} stages plus the accumulator read ({READ_LATENCY})")
 
 INT32_MIN = -(1 << 31)
 INT32_MAX = (1 << 31) - 1
@@ -87,10 +88,11 @@ class VectorUnit(wiring.Component):
     Timing
     ------
     A vector with ``i.valid`` set in cycle ``t`` appears on ``o`` with ``o.valid`` set in cycle
-    ``t + 5`` (:data:`LATENCY`, ``isa.VEC_PIPELINE_DEPTH - 1``), for that one cycle: the payload
-    registers load every cycle, so ``o.payload`` means nothing while ``o.valid`` is low.
-    Throughput is one vector per cycle. ``o.valid`` and ``o.payload`` come straight from
-    registers. Reset clears the valid bits only, so vectors in flight during reset are dropped.
+    ``t + 5`` (:data:`LATENCY`, ``isa.VEC_PIPELINE_DEPTH - isa.READ_LATENCY``), for that one
+    cycle: the payload registers load every cycle, so ``o.payload`` means nothing while
+    ``o.valid`` is low. Throughput is one vector per cycle. ``o.valid`` and ``o.payload`` come
+    straight from registers. Reset clears the valid bits only, so vectors in flight during reset
+    are dropped.
     The five stages:
 
     1. ``acc + bias`` (32-bit wrap);

@@ -41,7 +41,7 @@ def test_rows_and_cols_override_only_the_array_shape(fake_build, tmp_path, capsy
                      "--report-json", str(out_json)]) == 0
     (call,) = fake_build
     own = get_board("ulx3s-85f").core
-    assert call["core"] == replace(own, rows=2, cols=2)
+    assert call["core"] == replace(own, rows=2, cols=2, vec_lanes=None)
     assert call["core"].act_depth == own.act_depth and call["core"].wgt_depth == own.wgt_depth
     # Not the board's own folder, which `lockstep flash` programs from.
     assert Path(call["build_dir"]) == Path("build/boards/ulx3s-85f-2x2")

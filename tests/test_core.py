@@ -12,14 +12,21 @@ from rtl.config import CoreConfig
 from rtl.core import LockstepCore
 from sim.runner import run_cocotb
 
-# Four array shapes, two of them not square; small SRAMs keep full read-backs cheap.
-SHAPES = [(1, 1), (3, 3), (8, 8), (4, 16), (16, 4)]
+# Array shapes (rows, cols, vec_lanes), some not square, some with fewer vector lanes than
+# min(rows, cols) (several cycles per VEC row); small SRAMs keep full read-backs cheap.
+SHAPES = [(1, 1, None), (3, 3, None), (8, 8, None), (8, 8, 2), (4, 16, None), (4, 16, 1),
+          (16, 4, 2)]
+
+
+def shape_id(shape):
+    rows, cols, vec_lanes = shape
+    return f"{rows}x{cols}" + (f"v{vec_lanes}" if vec_lanes else "")
 PROGRAMS_PER_SHAPE = 50
 
 
-def bench_config(rows, cols):
+def bench_config(rows, cols, vec_lanes=None):
     return CoreConfig(rows=rows, cols=cols, act_depth=96, wgt_depth=160, acc_depth=48,
-                      qparam_depth=6, prog_depth=64)
+                      qparam_depth=6, prog_depth=64, vec_lanes=vec_lanes)
 
 
 def run_core_bench(cfg, simulator, seed, testcase, **env):
@@ -29,17 +36,17 @@ def run_core_bench(cfg, simulator, seed, testcase, **env):
         extra_env={"LOCKSTEP_CONFIG": json.dumps(cfg.to_dict()), "LOCKSTEP_SEED": seed, **env})
 
 
-@pytest.mark.parametrize("shape", SHAPES, ids=lambda s: f"{s[0]}x{s[1]}")
+@pytest.mark.parametrize("shape", SHAPES, ids=shape_id)
 def test_random_programs(shape, simulator, seed):
     run_core_bench(bench_config(*shape), simulator, seed, "random_programs",
                    LOCKSTEP_PROGRAMS=PROGRAMS_PER_SHAPE)
 
 
-@pytest.mark.parametrize("shape", SHAPES, ids=lambda s: f"{s[0]}x{s[1]}")
+@pytest.mark.parametrize("shape", SHAPES, ids=shape_id)
 def test_bad_programs(shape, simulator, seed):
     run_core_bench(bench_config(*shape), simulator, seed, "bad_programs")
 
 
-@pytest.mark.parametrize("shape", [(8, 8), (4, 16)], ids=lambda s: f"{s[0]}x{s[1]}")
+@pytest.mark.parametrize("shape", [(8, 8, None), (4, 16, None)], ids=shape_id)
 def test_host_port(shape, simulator, seed):
     run_core_bench(bench_config(*shape), simulator, seed, "host_port")

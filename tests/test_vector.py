@@ -44,7 +44,7 @@ def test_interface_is_exactly_the_documented_one():
         "i": In(stream.Signature(i_layout, always_ready=True)),
         "o": Out(stream.Signature(o_layout, always_ready=True)),
     }).members
-    assert LATENCY == VEC_PIPELINE_DEPTH - 1 == 5
+    assert LATENCY == VEC_PIPELINE_DEPTH - 2 == 5
 
 
 def test_connects_to_an_always_ready_stream():
