@@ -1,10 +1,10 @@
 """The sequencer: fetches, checks and issues instructions, one fixed-cost instruction at a time.
 
-Three stages: the program SRAM read (fetch), the checks and cost of the word it returns
-(decode, into registers) and the issuing of the instruction (execute). Since programs have no
-branches, the next word is always fetched and decoded while the current instruction executes,
-so the pipeline costs cycles only once per run (``isa.FETCH_CYCLES``), and the SRAM addresses a
-cycle issues come from registers rather than through the decoder.
+Four stages: the program SRAM read and its output register (fetch), the checks and cost of
+the word (decode, into registers) and the issuing of the instruction (execute). Since programs
+have no branches, the next word is always fetched and decoded while the current instruction
+executes, so the pipeline costs cycles only once per run (``isa.FETCH_CYCLES``), and the SRAM
+addresses a cycle issues come from registers rather than through the decoder.
 """
 
 from amaranth import Cat, Const, Module, Mux, Signal, signed, unsigned
@@ -63,8 +63,8 @@ class Sequencer(wiring.Component):
     cycles, mac_cycles, instret : Out(32)
         Counters of the last run (see rtl/hostmap.py, Reg).
 
-    Timing: START in cycle x; cycle x+1 fetches word 0 and cycle x+2 decodes it
-    (``isa.FETCH_CYCLES`` = 2); the first instruction starts in cycle x+3. Each instruction
+    Timing: START in cycle x; cycles x+1 and x+2 fetch word 0 and cycle x+3 decodes it
+    (``isa.FETCH_CYCLES`` = 3); the first instruction starts in cycle x+4. Each instruction
     occupies exactly ``isa.cost`` cycles once it has started, and the next one starts in the
     cycle after. A MATMUL starts only when the last VEC's
     activation writes have landed, a VEC only when the last MATMUL's accumulator writes have
@@ -96,7 +96,7 @@ class Sequencer(wiring.Component):
         Op = isa.Op
 
         pc = Signal(range(cfg.prog_depth + 1))       # address of the executing instruction
-        dpc = Signal(range(cfg.prog_depth + 2))      # address of the word on prog_data
+        dpc = Signal(range(cfg.prog_depth + 2))      # address of the word being decoded
         advance = Signal()    # the executing instruction ends: load the decoded word
         first = Signal()      # this cycle is the first one of the instruction at pc
         started = Signal()    # the instruction has passed its interlock and is issuing
@@ -109,23 +109,29 @@ class Sequencer(wiring.Component):
         clamp_min = Signal(signed(8), init=-128)
         clamp_max = Signal(signed(8), init=127)
 
-        # -- fetch: prog_data holds word dpc; ask for the next one when it is consumed ------------
-        # Everything on the way to the SRAM address is a register but the choice between them.
+        # -- fetch: the word register holds word dpc, the SRAM's output word dpc + 1 ---------------
+        # The SRAM's output only goes into a register (a block RAM's clock-to-output is a third of
+        # a 100 MHz cycle), and its address is a choice between two registers.
         depth = cfg.prog_depth
-        dpc_next = Signal(range(depth + 2), init=1)
+        word = Signal(isa.INSTR_BITS)
+        dpc_next = Signal(range(depth + 2))
         addr_cur = Signal(range(depth))
-        addr_next = Signal(range(depth), init=1 % depth)
+        addr_next = Signal(range(depth))
+
+        def wrapped(addr):
+            return Mux(addr < depth, addr, 0)
+
         m.d.comb += self.prog_addr.eq(Mux(advance, addr_next, addr_cur))
         with m.If(advance):
             m.d.sync += [
+                word.eq(self.prog_data),
                 dpc.eq(dpc_next),
                 dpc_next.eq(Mux(dpc_next > depth, depth + 1, dpc_next + 1)),
                 addr_cur.eq(addr_next),
-                addr_next.eq(Mux(dpc_next + 1 < depth, dpc_next + 1, 0)),
+                addr_next.eq(wrapped(dpc_next + 2)),
             ]
 
-        # -- decode prog_data: opcode, fault and cost, registered with the word ------------------
-        word = self.prog_data
+        # -- decode the word register: opcode, fault and cost, into the execute registers ---------
         d_op, d_fault, d_cost = self._decode(m, word, dpc)
 
         ir = Signal(isa.INSTR_BITS)
@@ -170,8 +176,14 @@ class Sequencer(wiring.Component):
 
             with m.State("FETCH"):
                 m.d.comb += self.prog_addr.eq(0)
-                m.d.sync += [self.cycles.eq(self.cycles + 1), dpc.eq(0), dpc_next.eq(1),
-                             addr_cur.eq(0), addr_next.eq(1 % depth)]
+                m.d.sync += self.cycles.eq(self.cycles + 1)
+                m.next = "FILL"
+
+            with m.State("FILL"):
+                m.d.comb += self.prog_addr.eq(wrapped(1))
+                m.d.sync += [self.cycles.eq(self.cycles + 1), word.eq(self.prog_data),
+                             dpc.eq(0), dpc_next.eq(1),
+                             addr_cur.eq(wrapped(1)), addr_next.eq(wrapped(2))]
                 m.next = "DECODE"
 
             with m.State("DECODE"):
