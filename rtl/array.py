@@ -4,14 +4,47 @@ Activations enter unskewed (one R-element vector per cycle) and results leave un
 C-element row of int32 per cycle); the diagonal wavefront inside is the array's own business.
 """
 
-from amaranth.hdl import Module, Signal, unsigned
+from amaranth.hdl import Cat, ClockSignal, Const, Instance, Module, Signal, unsigned
 from amaranth.lib import data, stream, wiring
 from amaranth.lib.wiring import In, Out
 
 from .isa import array_latency
 from .pe import ACT_SHAPE, PSUM_SHAPE, WEIGHT_SHAPE, ProcessingElement, psum_shape
 
-__all__ = ["SystolicArray"]
+__all__ = ["SystolicArray", "MULTIPLIERS"]
+
+#: How the PEs' products are made: "generic" (an Amaranth ``*`` and a register per PE, which the
+#: synthesis tool maps as it likes), "sb_mac16" (one iCE40 SB_MAC16 in 8x8 mode per two
+#: neighbouring PEs of a row, with its product registers; a column left over is generic), or
+#: "auto": "sb_mac16" when elaborated for an iCE40 platform, else "generic".
+MULTIPLIERS = ("auto", "generic", "sb_mac16")
+
+
+def _wants_sb_mac16(multiplier, platform):
+    if multiplier == "auto":
+        return getattr(platform, "family", None) == "ice40"
+    return multiplier == "sb_mac16"
+
+
+def _sb_mac16_pair(m, name, lo, hi):
+    """One SB_MAC16 multiplying two PEs' operands: ``lo`` in its bottom 8x8 multiplier, ``hi``
+    in its top one, both products registered inside the DSP (docs/benchmarks.md: Yosys does
+    not pack two products into one SB_MAC16 by itself, and packs multi-row arrays wrongly)."""
+    out = Signal(32, name=f"{name}_o")
+    m.submodules[name] = Instance(
+        "SB_MAC16",
+        p_MODE_8x8=Const(1, 1), p_A_SIGNED=Const(1, 1), p_B_SIGNED=Const(1, 1),
+        p_TOP_8x8_MULT_REG=Const(1, 1), p_BOT_8x8_MULT_REG=Const(1, 1),
+        p_TOPOUTPUT_SELECT=Const(2, 2), p_BOTOUTPUT_SELECT=Const(2, 2),
+        i_CLK=ClockSignal(), i_CE=Const(1, 1),
+        i_A=Cat(lo.mul_a, hi.mul_a), i_B=Cat(lo.mul_b, hi.mul_b),
+        i_C=Const(0, 16), i_D=Const(0, 16),
+        i_AHOLD=0, i_BHOLD=0, i_CHOLD=0, i_DHOLD=0,
+        i_IRSTTOP=0, i_IRSTBOT=0, i_ORSTTOP=0, i_ORSTBOT=0,
+        i_OLOADTOP=0, i_OLOADBOT=0, i_ADDSUBTOP=0, i_ADDSUBBOT=0,
+        i_OHOLDTOP=0, i_OHOLDBOT=0, i_CI=0, i_ACCUMCI=0, i_SIGNEXTIN=0,
+        o_O=out)
+    m.d.comb += [lo.product.eq(out[:16]), hi.product.eq(out[16:])]
 
 
 def shadow_write_layout(rows, cols):
@@ -42,6 +75,8 @@ class SystolicArray(wiring.Component):
         R, the number of rows (the length of an input vector). Positive.
     cols : int
         C, the number of columns (the length of an output vector). Positive.
+    multiplier : str
+        One of :data:`MULTIPLIERS` (default "auto"). The timing is the same for all.
 
     Members
     -------
@@ -82,7 +117,11 @@ class SystolicArray(wiring.Component):
     bits shared by all rows, ``C (C - 1) / 2`` partial-sum de-skew registers and one valid bit.
     """
 
-    def __init__(self, rows, cols):
+    def __init__(self, rows, cols, multiplier="auto"):
+        if multiplier not in MULTIPLIERS:
+            raise ValueError(f"multiplier must be one of {', '.join(MULTIPLIERS)}, "
+                             f"not {multiplier!r}")
+        self.multiplier = multiplier
         for name, value in (("rows", rows), ("cols", cols)):
             if not isinstance(value, int) or isinstance(value, bool):
                 raise TypeError(f"{name} must be an integer, not {value!r}")
@@ -107,10 +146,14 @@ class SystolicArray(wiring.Component):
         rows, cols = self.rows, self.cols
 
         sum_shape = psum_shape(rows)
-        pe = [[ProcessingElement(sum_shape) for _ in range(cols)] for _ in range(rows)]
+        paired = 2 * (cols // 2) if _wants_sb_mac16(self.multiplier, platform) else 0
+        pe = [[ProcessingElement(sum_shape, external_product=c < paired) for c in range(cols)]
+              for _ in range(rows)]
         for r in range(rows):
             for c in range(cols):
                 m.submodules[f"pe_{r}_{c}"] = pe[r][c]
+            for c in range(0, paired, 2):
+                _sb_mac16_pair(m, f"mac_{r}_{c}", pe[r][c], pe[r][c + 1])
 
         # Input skew. valid and swap are the same for every row, only later, so one delay line
         # serves all rows: row r taps it at depth r.

@@ -149,17 +149,27 @@ class LockstepCore(wiring.Component):
             array.a.payload.swap.eq(_delay(m, mm.payload.swap, READ_LATENCY, "mm_swap")),
             array.a.payload.data.eq(act_data),
         ]
-        # The accumulator is read one cycle before the array's result comes out.
-        latency = READ_LATENCY - 1 + array.latency
+        # The accumulator row is read two cycles before the array's result comes out and its
+        # value registered, so that the add starts from a register (a block RAM's output is
+        # slow). A write in the read's own cycle is seen through the transparent read port; a
+        # write in the cycle after (back-to-back MATMULs into the same rows) is forwarded from
+        # the register that holds what it wrote.
+        latency = READ_LATENCY + array.latency - 2
         tag_valid = _delay(m, mm.valid, latency, "acc_tag_valid")
         tag_addr = _delay(m, mm.payload.acc_addr, latency, "acc_tag_addr")
         tag_accumulate = _delay(m, mm.payload.accumulate, latency, "acc_tag_acc")
-        wr_addr = _delay(m, tag_addr, 1, "acc_wr_addr")
-        wr_accumulate = _delay(m, tag_accumulate, 1, "acc_wr_acc")
+        wr_addr = _delay(m, tag_addr, 2, "acc_wr_addr")
+        wr_accumulate = _delay(m, tag_accumulate, 2, "acc_wr_acc")
+        old_row = _delay(m, acc_r.data, 1, "acc_old")
+        written = Signal(len(acc_w.data), reset_less=True)
+        m.d.sync += written.eq(acc_w.data)
+        forward = _delay(m, array.y.valid, 1, "acc_fwd_valid") & (
+            _delay(m, wr_addr, 1, "acc_fwd_addr") == wr_addr)
+        old_row = Mux(forward, written, old_row)
 
         sums = []
         for c in range(cols):
-            old = acc_r.data[32 * c:32 * (c + 1)]
+            old = old_row[32 * c:32 * (c + 1)]
             sums.append((array.y.payload[c] + Mux(wr_accumulate, old, 0))[:32])
 
         # -- vector path: acc + qparams -> vector unit -> activation write -----------------------

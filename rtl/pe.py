@@ -12,11 +12,12 @@ from amaranth.lib.wiring import In, Out
 
 from .isa import MAC_PIPELINE_DEPTH
 
-__all__ = ["ACT_SHAPE", "WEIGHT_SHAPE", "PSUM_SHAPE", "ActivationLayout", "ProcessingElement",
-           "psum_shape"]
+__all__ = ["ACT_SHAPE", "WEIGHT_SHAPE", "PRODUCT_SHAPE", "PSUM_SHAPE", "ActivationLayout",
+           "ProcessingElement", "psum_shape"]
 
 ACT_SHAPE = signed(8)
 WEIGHT_SHAPE = signed(8)
+PRODUCT_SHAPE = signed(16)
 PSUM_SHAPE = signed(32)   # what leaves the array, and what the accumulators hold
 
 if MAC_PIPELINE_DEPTH != 2:   # the PE below is written for a product register, then a sum register
@@ -52,6 +53,10 @@ class ProcessingElement(wiring.Component):
     ----------
     psum_shape : signed shape
         Width of the partial sums (:func:`psum_shape` of the PE's row count, in the array).
+    external_product : bool
+        Leave the multiplier and its register to the caller (a DSP block that serves two PEs,
+        say): the PE then has ``mul_a``/``mul_b`` outputs, the operands, and a ``product``
+        input that must be ``mul_a * mul_b`` of the previous cycle.
 
     Members
     -------
@@ -67,6 +72,10 @@ class ProcessingElement(wiring.Component):
         ``a_in.data * weight`` of the cycle before. Don't-care for an invalid activation.
     w : ``In(stream.Signature(signed(8), always_ready=True))``
         Shadow weight write.
+    mul_a, mul_b : ``Out(signed(8))``, only with ``external_product``
+        The activation and the weight to multiply in this cycle.
+    product : ``In(signed(16))``, only with ``external_product``
+        Their product, registered: one cycle later.
 
     Notes
     -----
@@ -77,15 +86,20 @@ class ProcessingElement(wiring.Component):
     reset.
     """
 
-    def __init__(self, psum_shape=PSUM_SHAPE):
+    def __init__(self, psum_shape=PSUM_SHAPE, external_product=False):
         self.psum_shape = psum_shape
-        super().__init__({
+        self.external_product = external_product
+        members = {
             "a_in": In(stream.Signature(ActivationLayout, always_ready=True)),
             "a_out": Out(stream.Signature(ActivationLayout, always_ready=True)),
             "psum_in": In(psum_shape),
             "psum_out": Out(psum_shape),
             "w": In(stream.Signature(WEIGHT_SHAPE, always_ready=True)),
-        })
+        }
+        if external_product:
+            members.update(mul_a=Out(ACT_SHAPE), mul_b=Out(WEIGHT_SHAPE),
+                           product=In(PRODUCT_SHAPE))
+        super().__init__(members)
 
     def elaborate(self, platform):
         m = Module()
@@ -95,7 +109,6 @@ class ProcessingElement(wiring.Component):
         active = Signal(WEIGHT_SHAPE, reset_less=True)
         shadow = Signal(WEIGHT_SHAPE, reset_less=True)
         act = Signal(ACT_SHAPE, reset_less=True)
-        product = Signal(signed(16), reset_less=True)
         psum = Signal(self.psum_shape, reset_less=True)
         valid = Signal()
         swap = Signal()
@@ -106,11 +119,17 @@ class ProcessingElement(wiring.Component):
         # selected combinationally rather than waiting for the copy into `active`.
         weight = Mux(swapping, shadow, active)
 
+        if self.external_product:
+            m.d.comb += [self.mul_a.eq(self.a_in.payload.data), self.mul_b.eq(weight)]
+            product = self.product
+        else:
+            product = Signal(PRODUCT_SHAPE, reset_less=True)
+            m.d.sync += product.eq(self.a_in.payload.data * weight)
+
         m.d.sync += [
             act.eq(self.a_in.payload.data),
             valid.eq(self.a_in.valid),
             swap.eq(self.a_in.payload.swap),
-            product.eq(self.a_in.payload.data * weight),
             psum.eq(self.psum_in + product),
         ]
         with m.If(swapping):

