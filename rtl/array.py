@@ -22,7 +22,7 @@ MULTIPLIERS = ("auto", "generic", "sb_mac16")
 
 def _wants_sb_mac16(multiplier, platform):
     if multiplier == "auto":
-        return getattr(platform, "family", None) == "ice40"
+        return str(getattr(platform, "family", "")).lower() == "ice40"
     return multiplier == "sb_mac16"
 
 

@@ -35,6 +35,22 @@ def test_array_bench_on_sb_mac16(simulator, rows, cols, seed):
                extra_env={"LOCKSTEP_ROWS": rows, "LOCKSTEP_COLS": cols, "LOCKSTEP_SEED": seed})
 
 
+def test_auto_multiplier_pairs_products_on_ice40_only():
+    """An iCE40 platform (amaranth-boards says family "iCE40") gets SB_MAC16 pairs, others not."""
+    from amaranth.hdl import Fragment
+
+    class Platform:
+        def __init__(self, family):
+            self.family = family
+
+    def sb_mac16_count(family):
+        fragment = Fragment.get(SystolicArray(2, 4), Platform(family))
+        return sum(type(sub).__name__ == "Instance" for sub, _, _ in fragment.subfragments)
+
+    assert sb_mac16_count("iCE40") == 4
+    assert sb_mac16_count("ecp5") == 0
+
+
 def test_rejects_unknown_multiplier():
     with pytest.raises(ValueError, match="multiplier must be one of auto, generic, sb_mac16"):
         SystolicArray(2, 2, multiplier="dsp48")
