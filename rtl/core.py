@@ -1,6 +1,6 @@
 """The Lockstep core: SRAMs, sequencer, weight loader, systolic array, vector unit, host port."""
 
-from amaranth import Cat, Const, Module, Mux, Signal, unsigned
+from amaranth import Array, Cat, Const, Module, Mux, Signal, unsigned
 from amaranth.lib import wiring
 from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In, Out
@@ -25,6 +25,16 @@ def _delay(m, value, cycles, name):
         m.d.sync += reg.eq(value)
         value = reg
     return value
+
+
+def _times(value, factor):
+    """``value * factor`` for a constant ``factor``, as shifts and adds (a ``*`` could be given
+    a DSP multiplier, and the array needs every one)."""
+    terms = [value << i for i in range(factor.bit_length()) if factor >> i & 1]
+    total = terms[0]
+    for term in terms[1:]:
+        total = total + term
+    return total
 
 
 def _padded(value, width):
@@ -89,9 +99,14 @@ class LockstepCore(wiring.Component):
         act, act_w = memory("act_mem", 8 * rows, cfg.act_depth, 8)
         wgt, wgt_w = memory("wgt_mem", 8 * cols, cfg.wgt_depth, 8)
         acc, acc_w = memory("acc_mem", 32 * cols, cfg.acc_depth, 32)
-        bias, bias_w = memory("bias_mem", 32 * cols, cfg.qparam_depth, 32)
-        mult, mult_w = memory("mult_mem", 32 * cols, cfg.qparam_depth, 32)
-        shift, shift_w = memory("shift_mem", 8 * cols, cfg.qparam_depth, 8)
+        # Requantisation parameters are stored as narrow as the vector unit: vec_lanes channels
+        # to a memory row, qslots memory rows to a parameter row. (On the UP5K, C-lane rows
+        # would take a block RAM per 16 bits of width for a few dozen words.)
+        qslots = cols // vec_lanes
+        q_depth = cfg.qparam_depth * qslots
+        bias, bias_w = memory("bias_mem", 32 * vec_lanes, q_depth, 32)
+        mult, mult_w = memory("mult_mem", 32 * vec_lanes, q_depth, 32)
+        shift, shift_w = memory("shift_mem", 8 * vec_lanes, q_depth, 8)
         prog_r, act_r, wgt_r = prog.read_port(), act.read_port(), wgt.read_port()
         # A MATMUL may add into the row that the previous cycle's result is being written to.
         acc_r = acc.read_port(transparent_for=(acc_w,))
@@ -133,11 +148,14 @@ class LockstepCore(wiring.Component):
 
         # QPARAM words: 4 per channel (bias, mult, shift, reserved).
         channel, kind = word[2:], word[:2]
+        channel_slot = Array(Const(c // vec_lanes, range(qslots)) for c in range(cols))
+        channel_lane = Array(Const(c % vec_lanes, range(vec_lanes)) for c in range(cols))
+        host_q_addr = _times(row, qslots) + channel_slot[channel]
         for port, k, lane_bits in ((bias_w, 0, 32), (mult_w, 1, 32), (shift_w, 2, 8)):
-            m.d.comb += [port.addr.eq(row),
-                         port.data.eq(Cat(*[host.w_data[:lane_bits]] * cols))]
+            m.d.comb += [port.addr.eq(host_q_addr),
+                         port.data.eq(Cat(*[host.w_data[:lane_bits]] * vec_lanes))]
             with m.If(host_write & host_hits(Region.QPARAM) & (kind == k)):
-                m.d.comb += port.en.eq(1 << channel)
+                m.d.comb += port.en.eq(1 << channel_lane[channel])
 
         # -- matrix path: activation read -> array -> accumulate into acc ------------------------
         mm = seq.mm
@@ -191,6 +209,9 @@ class LockstepCore(wiring.Component):
             return Cat(step, group) if cfg.vec_steps > 1 else group
 
         acc_slot = slot(v_tag.group, v_tag.step) if cols > rows else v_tag.step
+        issue_slot = (slot(vec.payload.group, vec.payload.step) if cols > rows
+                      else vec.payload.step)
+        vec_q_addr = _times(vec.payload.q_addr, qslots) + issue_slot
 
         def lane_select(value, lane_bits):
             if cols == vec_lanes:
@@ -199,14 +220,14 @@ class LockstepCore(wiring.Component):
 
         m.d.comb += [
             vin.acc.eq(lane_select(acc_r.data, 32)),
-            vin.bias.eq(lane_select(bias_r.data, 32)),
-            vin.mult.eq(lane_select(mult_r.data, 32)),
+            vin.bias.eq(bias_r.data),
+            vin.mult.eq(mult_r.data),
             vin.zero_point.eq(v_tag.zero_point),
             vin.clamp_min.eq(v_tag.clamp_min),
             vin.clamp_max.eq(v_tag.clamp_max),
             vin.tag.eq(Cat(v_tag.act_addr, v_tag.group, v_tag.step)),
         ]
-        shifts = lane_select(shift_r.data, 8)
+        shifts = shift_r.data
         for j in range(vec_lanes):
             m.d.comb += vin.shift[j].eq(shifts[8 * j:8 * j + 5])
 
@@ -224,9 +245,9 @@ class LockstepCore(wiring.Component):
                 act_r.addr.eq(mm.payload.act_addr),
                 wgt_r.addr.eq(loader.rd_addr),
                 acc_r.addr.eq(Mux(tag_valid, tag_addr, vec.payload.acc_addr)),
-                bias_r.addr.eq(vec.payload.q_addr),
-                mult_r.addr.eq(vec.payload.q_addr),
-                shift_r.addr.eq(vec.payload.q_addr),
+                bias_r.addr.eq(vec_q_addr),
+                mult_r.addr.eq(vec_q_addr),
+                shift_r.addr.eq(vec_q_addr),
                 acc_w.addr.eq(wr_addr),
                 acc_w.data.eq(Cat(*sums)),
                 act_w.addr.eq(out_addr),
@@ -239,8 +260,10 @@ class LockstepCore(wiring.Component):
                     with m.If(act_slot == i):
                         m.d.comb += act_w.en.eq(((1 << vec_lanes) - 1) << (i * vec_lanes))
         with m.Else():
-            for port in (prog_r, act_r, wgt_r, acc_r, bias_r, mult_r, shift_r):
+            for port in (prog_r, act_r, wgt_r, acc_r):
                 m.d.comb += port.addr.eq(row)
+            for port in (bias_r, mult_r, shift_r):
+                m.d.comb += port.addr.eq(host_q_addr)
             host_write_port(act_w, Region.ACT, 4, rows)
             host_write_port(acc_w, Region.ACC, 1, cols)
 
@@ -278,14 +301,15 @@ class LockstepCore(wiring.Component):
                     m.d.sync += r_reg.eq(value)
 
         r_channel, r_kind = r_word[2:], r_word[:2]
+        r_lane = channel_lane[r_channel]
         qparam_word = Signal(DATA_BITS)
         with m.Switch(r_kind):
             with m.Case(0):
-                m.d.comb += qparam_word.eq(bias_r.data.word_select(r_channel, 32))
+                m.d.comb += qparam_word.eq(bias_r.data.word_select(r_lane, 32))
             with m.Case(1):
-                m.d.comb += qparam_word.eq(mult_r.data.word_select(r_channel, 32))
+                m.d.comb += qparam_word.eq(mult_r.data.word_select(r_lane, 32))
             with m.Case(2):
-                m.d.comb += qparam_word.eq(shift_r.data.word_select(r_channel, 8))
+                m.d.comb += qparam_word.eq(shift_r.data.word_select(r_lane, 8))
         with m.If(r_hit):
             with m.Switch(r_region):
                 with m.Case(Region.CTRL):
