@@ -108,8 +108,7 @@ class LockstepCore(wiring.Component):
         mult, mult_w = memory("mult_mem", 32 * vec_lanes, q_depth, 32)
         shift, shift_w = memory("shift_mem", 8 * vec_lanes, q_depth, 8)
         prog_r, act_r, wgt_r = prog.read_port(), act.read_port(), wgt.read_port()
-        # A MATMUL may add into the row that the previous cycle's result is being written to.
-        acc_r = acc.read_port(transparent_for=(acc_w,))
+        acc_r = acc.read_port()
         bias_r, mult_r, shift_r = bias.read_port(), mult.read_port(), shift.read_port()
 
         busy = seq.busy
@@ -169,9 +168,9 @@ class LockstepCore(wiring.Component):
         ]
         # The accumulator row is read two cycles before the array's result comes out and its
         # value registered, so that the add starts from a register (a block RAM's output is
-        # slow). A write in the read's own cycle is seen through the transparent read port; a
-        # write in the cycle after (back-to-back MATMULs into the same rows) is forwarded from
-        # the register that holds what it wrote.
+        # slow). Back-to-back MATMULs may add into rows written in those two cycles, which the
+        # read did not see: those sums are forwarded from the registers that hold what was
+        # written (a plain read port: a transparent one puts an address compare on the path).
         latency = READ_LATENCY + array.latency - 2
         tag_valid = _delay(m, mm.valid, latency, "acc_tag_valid")
         tag_addr = _delay(m, mm.payload.acc_addr, latency, "acc_tag_addr")
@@ -179,11 +178,11 @@ class LockstepCore(wiring.Component):
         wr_addr = _delay(m, tag_addr, 2, "acc_wr_addr")
         wr_accumulate = _delay(m, tag_accumulate, 2, "acc_wr_acc")
         old_row = _delay(m, acc_r.data, 1, "acc_old")
-        written = Signal(len(acc_w.data), reset_less=True)
-        m.d.sync += written.eq(acc_w.data)
-        forward = _delay(m, array.y.valid, 1, "acc_fwd_valid") & (
-            _delay(m, wr_addr, 1, "acc_fwd_addr") == wr_addr)
-        old_row = Mux(forward, written, old_row)
+        for age in (2, 1):    # the newest write wins
+            written = _delay(m, acc_w.data, age, f"acc_written{age}")
+            forward = _delay(m, array.y.valid, age, f"acc_fwd_valid{age}") & (
+                _delay(m, wr_addr, age, f"acc_fwd_addr{age}") == wr_addr)
+            old_row = Mux(forward, written, old_row)
 
         sums = []
         for c in range(cols):

@@ -233,8 +233,8 @@ def array_latency(rows, cols):
 def load_cost(cfg):
     """Cycles a weight load occupies the sequencer. The loader needs R cycles (one shadow row
     each), and the next swap may start only C cycles after the load did: shadow row j is written
-    in cycle s + C + j, after the previous swap has reached PE[j][C-1], and must land before the
-    next swap reaches PE[j][0] (docs/isa.md, "Pipelines")."""
+    in cycle s + 1 + C + j, after the previous swap has reached PE[j][C-1], and must land before
+    the next swap reaches PE[j][0] (docs/isa.md, "6. Pipeline timing")."""
     return max(cfg.rows, cfg.cols)
 
 

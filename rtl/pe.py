@@ -29,7 +29,7 @@ def psum_shape(terms):
     """The narrowest signed shape that holds any sum of ``terms`` int8 x int8 products exactly.
 
     A column of R PEs adds R products, each in [-16256, 16384], so the sums inside the array
-    never wrap and need far fewer than 32 bits (18 for R = 8): a shorter carry chain, fewer
+    never wrap and need far fewer than 32 bits (19 for R = 8): a shorter carry chain, fewer
     flip-flops. The array sign-extends them to :data:`PSUM_SHAPE` at the bottom."""
     return signed((16384 * terms).bit_length() + 1)
 

@@ -100,8 +100,16 @@ class Sequencer(wiring.Component):
         advance = Signal()    # the executing instruction ends: load the decoded word
         first = Signal()      # this cycle is the first one of the instruction at pc
         started = Signal()    # the instruction has passed its interlock and is issuing
-        k = Signal(range(isa.max_cost(cfg) + 1))   # cycles issued so far
         left = Signal(range(isa.max_cost(cfg) + 1))   # cycles left after this one
+        # The SRAM rows the next issue cycle addresses, kept in registers rather than summed
+        # from the fields: MATMUL activation/accumulator rows, VEC accumulator/activation rows.
+        ptr_a = Signal(A)
+        ptr_b = Signal(A)
+        step = Signal(vec_step_bits(cfg))      # the VEC row's step (cfg.vec_steps per row)
+        mm_rows = Signal(COUNT_FIELD_BITS)    # MATMUL rows left to issue after this one
+        mm_more = Signal()                    # a MATMUL row is issued this cycle
+        mm_idle = Signal(init=1)              # mm_left == 0, as a register
+        vec_idle = Signal(init=1)             # vec_left == 0, as a register
         max_m = 2 ** COUNT_FIELD_BITS - 1
         mm_left = Signal(range(isa.matmul_settle(cfg, max_m) + 1))
         vec_left = Signal(range(isa.vec_settle(cfg, max_m) + 1))
@@ -137,23 +145,26 @@ class Sequencer(wiring.Component):
         ir = Signal(isa.INSTR_BITS)
         is_op = {op: Signal(name=f"is_{op.name.lower()}") for op in Op}
         fault = Signal(ERROR_BITS)
+        d_mm, d_vec = _fields(word, Op.MATMUL), _fields(word, Op.VEC)
         with m.If(advance):
             m.d.sync += [ir.eq(word), fault.eq(d_fault), left.eq(d_cost - 1), pc.eq(dpc),
-                         first.eq(1), started.eq(0), k.eq(0)]
+                         first.eq(1), started.eq(0), step.eq(0),
+                         ptr_a.eq(Mux(d_op[Op.VEC], d_vec["acc_addr"], d_mm["act_addr"])),
+                         ptr_b.eq(Mux(d_op[Op.VEC], d_vec["act_addr"], d_mm["acc_addr"])),
+                         mm_rows.eq(d_mm["m"] - 1), mm_more.eq(d_op[Op.MATMUL])]
             m.d.sync += [is_op[op].eq(d_op[op]) for op in Op]
 
         mm_f, vec_f = _fields(ir, Op.MATMUL), _fields(ir, Op.VEC)
         ld_f, setq_f = _fields(ir, Op.LOADW), _fields(ir, Op.SETQ)
 
         # -- execute: interlocks, then cost cycles of issue -------------------------------------
-        settled = (mm_left == 0) & (vec_left == 0)
-        can_start = Mux(is_op[Op.MATMUL], vec_left == 0,
-                        Mux(is_op[Op.VEC], mm_left == 0, 1))
+        settled = mm_idle & vec_idle
+        can_start = Mux(is_op[Op.MATMUL], vec_idle, Mux(is_op[Op.VEC], mm_idle, 1))
 
-        with m.If(mm_left != 0):
-            m.d.sync += mm_left.eq(mm_left - 1)
-        with m.If(vec_left != 0):
-            m.d.sync += vec_left.eq(vec_left - 1)
+        with m.If(~mm_idle):
+            m.d.sync += [mm_left.eq(mm_left - 1), mm_idle.eq(mm_left == 1)]
+        with m.If(~vec_idle):
+            m.d.sync += [vec_left.eq(vec_left - 1), vec_idle.eq(vec_left == 1)]
 
         fault_q = Signal(ERROR_BITS)
         halting = Signal()
@@ -169,7 +180,8 @@ class Sequencer(wiring.Component):
                     m.d.sync += [
                         self.busy.eq(1), self.done.eq(0), fault_q.eq(0), self.err_pc.eq(0),
                         self.cycles.eq(0), self.mac_cycles.eq(0), self.instret.eq(0),
-                        dpc.eq(0), halting.eq(0),
+                        dpc.eq(0), halting.eq(0), mm_idle.eq(1), vec_idle.eq(1),
+                        mm_left.eq(0), vec_left.eq(0),
                         zero_point.eq(0), clamp_min.eq(-128), clamp_max.eq(127),
                     ]
                     m.next = "FETCH"
@@ -203,13 +215,28 @@ class Sequencer(wiring.Component):
                     with m.Else():
                         m.next = "STOP"
                 with m.Elif(started | can_start):
-                    self._issue(m, k, is_op, mm_f, vec_f, ld_f, setq_f, cfg,
-                                mm_left, vec_left, zero_point, clamp_min, clamp_max)
+                    self._issue(m, started, is_op, mm_f, vec_f, ld_f, setq_f, cfg,
+                                zero_point, clamp_min, clamp_max, ptr_a, ptr_b, step, mm_more)
+                    with m.If(~started):   # the first issue cycle: the settle counters start
+                        with m.If(is_op[Op.MATMUL]):
+                            m.d.sync += [mm_left.eq(isa.matmul_settle(cfg, 0) + mm_f["m"] - 1),
+                                         mm_idle.eq(0)]
+                        with m.If(is_op[Op.VEC]):
+                            m.d.sync += [vec_left.eq(isa.vec_settle(cfg, 0)
+                                                     + vec_f["m"] * cfg.vec_steps - 1),
+                                         vec_idle.eq(0)]
                     with m.If(left == 0):
                         m.d.comb += advance.eq(1)
                         m.d.sync += self.instret.eq(self.instret + 1)
-                    with m.Else():
-                        m.d.sync += [first.eq(0), started.eq(1), k.eq(k + 1), left.eq(left - 1)]
+                    with m.Else():   # it goes on (on its last cycle, advance loads the next)
+                        m.d.sync += [first.eq(0), started.eq(1), left.eq(left - 1)]
+                        with m.If(is_op[Op.MATMUL] & mm_more):
+                            m.d.sync += [ptr_a.eq(ptr_a + 1), ptr_b.eq(ptr_b + 1),
+                                         mm_rows.eq(mm_rows - 1), mm_more.eq(mm_rows != 0)]
+                        with m.If(is_op[Op.VEC]):
+                            m.d.sync += step.eq(step + 1)
+                            with m.If(step == cfg.vec_steps - 1):
+                                m.d.sync += [step.eq(0), ptr_a.eq(ptr_a + 1), ptr_b.eq(ptr_b + 1)]
                 with m.Else():
                     m.d.sync += first.eq(0)
 
@@ -294,46 +321,40 @@ class Sequencer(wiring.Component):
                 m.d.comb += cost.eq(1)
         return is_op, fault, cost
 
-    def _issue(self, m, k, is_op, mm_f, vec_f, ld_f, setq_f, cfg,
-               mm_left, vec_left, zero_point, clamp_min, clamp_max):
-        """The actions of issue cycle ``k`` of the current instruction."""
+    def _issue(self, m, started, is_op, mm_f, vec_f, ld_f, setq_f, cfg,
+               zero_point, clamp_min, clamp_max, ptr_a, ptr_b, step, mm_more):
+        """What one issue cycle of the current instruction drives (``started`` is low in the
+        first one); the pointers and counters it advances are updated by the caller."""
         Op = isa.Op
+        first_cycle = ~started
         with m.If(is_op[Op.MATMUL]):
-            with m.If(k < mm_f["m"]):
-                m.d.comb += [
-                    self.mm.valid.eq(1),
-                    self.mm.payload.act_addr.eq(mm_f["act_addr"] + k),
-                    self.mm.payload.acc_addr.eq(mm_f["acc_addr"] + k),
-                    self.mm.payload.accumulate.eq(mm_f["accumulate"]),
-                    self.mm.payload.swap.eq(mm_f["swap"] & (k == 0)),
-                ]
-            with m.If(k == 0):
-                m.d.sync += mm_left.eq(isa.matmul_settle(cfg, 0) + mm_f["m"] - 1)
+            m.d.comb += [
+                self.mm.valid.eq(mm_more),
+                self.mm.payload.act_addr.eq(ptr_a),
+                self.mm.payload.acc_addr.eq(ptr_b),
+                self.mm.payload.accumulate.eq(mm_f["accumulate"]),
+                self.mm.payload.swap.eq(mm_f["swap"] & first_cycle),
+            ]
+            with m.If(first_cycle):
                 m.d.comb += [self.load.valid.eq(mm_f["preload"]),
                              self.load.payload.eq(mm_f["wgt_addr"])]
-        with m.If(is_op[Op.LOADW] & (k == 0)):
+        with m.If(is_op[Op.LOADW] & first_cycle):
             m.d.comb += [self.load.valid.eq(1), self.load.payload.eq(ld_f["wgt_addr"])]
         with m.If(is_op[Op.VEC]):
-            # vec_steps is a power of two: the low bits of k are the step, the rest the row.
-            step_bits = (cfg.vec_steps - 1).bit_length()
-            row = k[step_bits:]
             m.d.comb += [
                 self.vec.valid.eq(1),
-                self.vec.payload.acc_addr.eq(vec_f["acc_addr"] + row),
-                self.vec.payload.act_addr.eq(vec_f["act_addr"] + row),
-                self.vec.payload.step.eq(k[:step_bits] if step_bits else 0),
+                self.vec.payload.acc_addr.eq(ptr_a),
+                self.vec.payload.act_addr.eq(ptr_b),
+                self.vec.payload.step.eq(step),
                 self.vec.payload.q_addr.eq(vec_f["q_addr"]),
                 self.vec.payload.group.eq(vec_f["group"]),
                 self.vec.payload.zero_point.eq(zero_point),
                 self.vec.payload.clamp_min.eq(clamp_min),
                 self.vec.payload.clamp_max.eq(clamp_max),
             ]
-            with m.If(k == 0):
-                m.d.sync += vec_left.eq(isa.vec_settle(cfg, 0) + vec_f["m"] * cfg.vec_steps - 1)
-        with m.If(is_op[Op.SETQ] & (k == 0)):
+        with m.If(is_op[Op.SETQ] & first_cycle):
             m.d.sync += [zero_point.eq(setq_f["zero_point"]), clamp_min.eq(setq_f["clamp_min"]),
                          clamp_max.eq(setq_f["clamp_max"])]
-
 
 def _fields(word, op):
     """The fields of instruction ``op`` sliced from ``word`` (signed ones as signed values)."""

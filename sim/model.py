@@ -112,7 +112,8 @@ def _execute(state, instr, setq):
 def run(state, max_instructions=1_000_000, trace=False):
     """Execute ``state.prog`` on ``state`` (mutated in place) and return a :class:`RunResult`.
 
-    Timing (docs/isa.md): ``t`` is the cycle in which the next instruction is decoded.
+    Timing (docs/isa.md): ``t`` is the first cycle in which the next instruction can start
+    (it was fetched and decoded while the one before ran).
     """
     cfg = state.cfg
     t = isa.FETCH_CYCLES
