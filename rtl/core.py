@@ -166,28 +166,34 @@ class LockstepCore(wiring.Component):
             array.a.payload.swap.eq(_delay(m, mm.payload.swap, READ_LATENCY, "mm_swap")),
             array.a.payload.data.eq(act_data),
         ]
-        # The accumulator row is read two cycles before the array's result comes out and its
-        # value registered, so that the add starts from a register (a block RAM's output is
-        # slow). Back-to-back MATMULs may add into rows written in those two cycles, which the
-        # read did not see: those sums are forwarded from the registers that hold what was
-        # written (a plain read port: a transparent one puts an address compare on the path).
+        # The accumulator row is read two cycles before the array's result comes out (cycle W)
+        # and registered, so that the add starts from a register (a block RAM's output is slow).
+        # Back-to-back MATMULs may add into rows written in cycles W-2 and W-1, which that read
+        # did not see: their sums are forwarded from the register that holds what was written.
+        # Everything but the last forward is decided in cycle W-1, off the adder's path (and the
+        # read port is a plain one: a transparent one compares addresses on the path).
         latency = READ_LATENCY + array.latency - 2
         tag_valid = _delay(m, mm.valid, latency, "acc_tag_valid")
         tag_addr = _delay(m, mm.payload.acc_addr, latency, "acc_tag_addr")
-        tag_accumulate = _delay(m, mm.payload.accumulate, latency, "acc_tag_acc")
-        wr_addr = _delay(m, tag_addr, 2, "acc_wr_addr")
-        wr_accumulate = _delay(m, tag_accumulate, 2, "acc_wr_acc")
-        old_row = _delay(m, acc_r.data, 1, "acc_old")
-        for age in (2, 1):    # the newest write wins
-            written = _delay(m, acc_w.data, age, f"acc_written{age}")
-            forward = _delay(m, array.y.valid, age, f"acc_fwd_valid{age}") & (
-                _delay(m, wr_addr, age, f"acc_fwd_addr{age}") == wr_addr)
-            old_row = Mux(forward, written, old_row)
+        next_addr = _delay(m, tag_addr, 1, "acc_next_addr")          # written in W, seen in W-1
+        next_accumulate = _delay(m, _delay(m, mm.payload.accumulate, latency, "acc_tag_acc"), 1,
+                                 "acc_next_acc")
+        wr_addr = _delay(m, next_addr, 1, "acc_wr_addr")
+        written = _delay(m, acc_w.data, 1, "acc_written")     # what the previous cycle wrote
+        wrote = _delay(m, array.y.valid, 1, "acc_wrote")
+        wrote_addr = _delay(m, wr_addr, 1, "acc_wrote_addr")
+        older = Mux(wrote & (wrote_addr == next_addr), written, acc_r.data)     # write in W-2
+        old_row = Signal.like(acc_r.data, name="acc_old")
+        forward = Signal(name="acc_forward")                                    # write in W-1
+        m.d.sync += [
+            old_row.eq(Mux(next_accumulate, older, 0)),
+            forward.eq(next_accumulate & array.y.valid & (wr_addr == next_addr)),
+        ]
+        old_row = Mux(forward, written, old_row)
 
         sums = []
         for c in range(cols):
-            old = old_row[32 * c:32 * (c + 1)]
-            sums.append((array.y.payload[c] + Mux(wr_accumulate, old, 0))[:32])
+            sums.append((array.y.payload[c] + old_row[32 * c:32 * (c + 1)])[:32])
 
         # -- vector path: acc + qparams -> vector unit -> activation write -----------------------
         vec = seq.vec
