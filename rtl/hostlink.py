@@ -137,8 +137,11 @@ class HostLink(wiring.Component):
         m.d.comb += [crc_in.eq(byte), crc_next.eq(crc16_step(crc, crc_in))]
 
         bus = self.bus
+        # addr + idx, kept in a register that moves with idx: an adder in front of the core's
+        # address decode was the iCE40 build's critical path.
+        bus_addr = Signal(addr_bits)
         m.d.comb += [
-            bus.addr.eq((addr + idx)[:addr_bits]),
+            bus.addr.eq(bus_addr),
             bus.w_data.eq(buf_r.data),
             buf_r.addr.eq(idx),
             buf_w.addr.eq(idx),
@@ -186,7 +189,7 @@ class HostLink(wiring.Component):
                         with m.Default():
                             m.d.sync += addr.eq(Cat(addr[8:], byte))
                     with m.If(count == HEADER_FIELD_BYTES - 1):
-                        m.d.sync += [idx.eq(0), count.eq(0)]
+                        m.d.sync += [idx.eq(0), count.eq(0), bus_addr.eq(Cat(addr[8:], byte))]
                         with m.If((cmd == Cmd.WRITE) & (length != 0)):
                             m.next = "PAYLOAD"
                         with m.Else():
@@ -201,7 +204,7 @@ class HostLink(wiring.Component):
                                  count.eq(count + 1)]
                     with m.If(count == WORD_BYTES - 1):
                         m.d.comb += buf_w.en.eq(idx < MAX_WORDS)
-                        m.d.sync += [count.eq(0), idx.eq(idx + 1)]
+                        m.d.sync += [count.eq(0), idx.eq(idx + 1), bus_addr.eq(bus_addr + 1)]
                         with m.If(idx == length - 1):
                             m.next = "CRC_LO"
 
@@ -218,7 +221,7 @@ class HostLink(wiring.Component):
                     m.next = "CHECK"
 
             with m.State("CHECK"):
-                m.d.sync += [idx.eq(0), resp_len.eq(0)]
+                m.d.sync += [idx.eq(0), resp_len.eq(0), bus_addr.eq(addr)]
                 with m.If(crc != crc_rx):
                     m.d.sync += status.eq(Status.BAD_CRC)
                     m.next = "RESP_SYNC"
@@ -249,7 +252,7 @@ class HostLink(wiring.Component):
 
             with m.State("WR_BUS"):
                 m.d.comb += bus.w_en.eq(1)
-                m.d.sync += idx.eq(idx + 1)
+                m.d.sync += [idx.eq(idx + 1), bus_addr.eq(bus_addr + 1)]
                 with m.If(idx == length - 1):
                     m.next = "RESP_SYNC"
                 with m.Else():
@@ -258,7 +261,7 @@ class HostLink(wiring.Component):
             # -- the response ------------------------------------------------------------------
             with m.State("RESP_SYNC"):
                 transmit(SYNC, "RESP_STATUS")
-                m.d.sync += [crc.eq(CRC_INIT), idx.eq(0)]
+                m.d.sync += [crc.eq(CRC_INIT), idx.eq(0), bus_addr.eq(addr)]
 
             with m.State("RESP_STATUS"):
                 transmit(status, "RESP_LEN")
@@ -290,7 +293,7 @@ class HostLink(wiring.Component):
                 with m.If(send.ready):
                     m.d.sync += [crc.eq(crc_next), word.eq(word >> 8), count.eq(count + 1)]
                     with m.If(count == WORD_BYTES - 1):
-                        m.d.sync += [count.eq(0), idx.eq(idx + 1)]
+                        m.d.sync += [count.eq(0), idx.eq(idx + 1), bus_addr.eq(bus_addr + 1)]
                         with m.If(idx == resp_len - 1):
                             m.next = "RESP_CRC_LO"
                         with m.Else():
