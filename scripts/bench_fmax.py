@@ -7,13 +7,13 @@ collects nextpnr's Fmax, the constraint clock (the board oscillator), LUT/LC, DS
 use, the build time, MACs per cycle and the peak throughput MACs/cycle x Fmax in GMAC/s. A
 shape that does not fit, route or finish in --timeout seconds is recorded with its error.
 
-    python scripts/bench_fmax.py [--board icebreaker|ulx3s-85f ...] [--shapes 1x1,1x2,1x3]
+    python scripts/bench_fmax.py [--board icebreaker|ulx3s-85f ...] [--shapes 1x2,2x4v1]
         [--seed 1] [--tools auto|yowasp|system] [--build-root build/sweep] [--timeout S]
         [--json [FILE]] [--plot DIR]
     python scripts/bench_fmax.py --from-json FILE [--plot DIR]
 
-Default shapes: icebreaker 1x1,1x2,1x3 (iCE40 arrays keep one row: docs/benchmarks.md),
-ulx3s-85f 2x2,4x4,8x8 (8x8 takes nextpnr-ecp5 more than 10 minutes). --shapes applies to every
+Default shapes: icebreaker 1x2,2x2,2x4v1, ulx3s-85f 4x4,8x8,12x12v3 (a shape may name its vector
+lanes, ``vL``; 12x12v3 takes nextpnr-ecp5 about half an hour). --shapes applies to every
 --board given. --plot DIR writes DIR/fmax_vs_array_<board>.png. The sweep builds one shape at a
 time (each YoWASP nextpnr run uses one core) and rewrites the --json file after each shape.
 """
@@ -34,7 +34,7 @@ from benchlib import (
     emit_json,
     format_table,
     load_json,
-    parse_shapes,
+    parse_build_shapes,
     pyplot,
     shape_name,
 )
@@ -42,7 +42,7 @@ from benchlib import (
 from boards.build import RESOURCE_KINDS
 from boards.catalog import BOARDS
 
-DEFAULT_SHAPES = {"icebreaker": "1x1,1x2,1x3", "ulx3s-85f": "2x2,4x4,8x8"}
+DEFAULT_SHAPES = {"icebreaker": "1x2,2x2,2x4v1", "ulx3s-85f": "4x4,8x8,12x12v3"}
 SUMMARY = "build-summary.json"   # `lockstep build --report-json` in each build folder
 
 
@@ -54,7 +54,7 @@ def _resource(utilization, kind):
 
 
 def build_one(board, rows, cols, build_dir, seed=1, tools="auto", timeout=None,
-              progress=sys.stderr):
+              progress=sys.stderr, vec_lanes=None):
     """Run one ``lockstep build`` and return its figures as a dict (never raises for a build
     that fails: ``status`` and ``error`` say what happened)."""
     board_info = BOARDS[board]
@@ -65,7 +65,10 @@ def build_one(board, rows, cols, build_dir, seed=1, tools="auto", timeout=None,
     argv = [sys.executable, "-m", "lockstep.cli", "build", "--board", board,
             "--rows", str(rows), "--cols", str(cols), "--seed", str(seed), "--tools", tools,
             "--build-dir", str(build_dir), "--report-json", str(summary)]
+    if vec_lanes:
+        argv += ["--vec-lanes", str(vec_lanes)]
     record = {"board": board, "part": board_info.part, "rows": rows, "cols": cols,
+              "vec_lanes": vec_lanes or min(rows, cols),
               "macs_per_cycle": rows * cols, "seed": seed, "target_mhz": board_info.clock_mhz,
               "build_dir": str(build_dir)}
     started = time.monotonic()
@@ -78,8 +81,8 @@ def build_one(board, rows, cols, build_dir, seed=1, tools="auto", timeout=None,
         for line in proc.stderr:
             lines.append(line.rstrip("\n"))
             if progress is not None:
-                print(f"  [{board} {shape_name(rows, cols)}] {line.rstrip()}", file=progress,
-                      flush=True)
+                name = shape_name(rows, cols, vec_lanes)
+                print(f"  [{board} {name}] {line.rstrip()}", file=progress, flush=True)
 
     reader = threading.Thread(target=pump, daemon=True)
     reader.start()
@@ -151,7 +154,7 @@ def table(results):
         gmacs = "-" if r.get("peak_gmacs") is None else f"{r['peak_gmacs']:.3f}"
         status = r["status"] + (f": {r['error']}" if r.get("error") and r["status"] != "ok"
                                 and r["status"] != "timing failed" else "")
-        rows.append([r["board"], r["part"], shape_name(r["rows"], r["cols"]),
+        rows.append([r["board"], r["part"], shape_name(r["rows"], r["cols"], r.get("vec_lanes")),
                      r["macs_per_cycle"], fmax, f"{r['target_mhz']:g}", _used(r.get("logic")),
                      _used(r.get("dsp")), _used(r.get("bram")), gmacs,
                      f"{r['build_seconds']:.0f}", status[:90]])
@@ -176,7 +179,7 @@ def plot(results, out_dir):
         top.axhline(rs[0]["target_mhz"], color="grey", ls="--",
                     label=f"board clock {rs[0]['target_mhz']:g} MHz")
         for r, xi in zip(rs, x, strict=True):
-            top.annotate(shape_name(r["rows"], r["cols"]), (xi, r["fmax_mhz"]),
+            top.annotate(shape_name(r["rows"], r["cols"], r.get("vec_lanes")), (xi, r["fmax_mhz"]),
                          textcoords="offset points", xytext=(4, 6), fontsize=8)
         top.set_ylabel("Fmax (MHz)")
         top.set_ylim(0, 1.2 * max(max(r["fmax_mhz"] for r in rs), rs[0]["target_mhz"]))
@@ -203,7 +206,8 @@ def plot(results, out_dir):
         failed = [r for r in results if r["board"] == board and not r.get("fmax_mhz")]
         if failed:
             fig.text(0.01, 0.005, "no result: " + "; ".join(
-                f"{shape_name(r['rows'], r['cols'])} ({r['status']})" for r in failed),
+                f"{shape_name(r['rows'], r['cols'], r.get('vec_lanes'))} ({r['status']})"
+                for r in failed),
                 fontsize=7, color="red")
         fig.tight_layout(rect=(0, 0.02 if failed else 0, 1, 1))
         path = out_dir / f"fmax_vs_array_{board}.png"
@@ -238,17 +242,18 @@ def main(argv=None):
         boards = args.board or list(DEFAULT_SHAPES)
         try:
             plan = [(b, shape) for b in dict.fromkeys(boards)
-                    for shape in parse_shapes(args.shapes or DEFAULT_SHAPES[b])]
+                    for shape in parse_build_shapes(args.shapes or DEFAULT_SHAPES[b])]
         except ValueError as exc:
             parser.error(str(exc))
         data = {"benchmark": "fmax", "seed": args.seed, "tools": args.tools, "results": []}
         results = data["results"]
-        for i, (board, (rows, cols)) in enumerate(plan):
+        for i, (board, (rows, cols, lanes)) in enumerate(plan):
             print(f"[{i + 1}/{len(plan)}] lockstep build --board {board} --rows {rows} "
-                  f"--cols {cols} --seed {args.seed}", file=sys.stderr, flush=True)
-            build_dir = Path(args.build_root) / f"{board}-{shape_name(rows, cols)}"
+                  f"--cols {cols}" + (f" --vec-lanes {lanes}" if lanes else "")
+                  + f" --seed {args.seed}", file=sys.stderr, flush=True)
+            build_dir = Path(args.build_root) / f"{board}-{shape_name(rows, cols, lanes)}"
             results.append(build_one(board, rows, cols, build_dir, seed=args.seed,
-                                     tools=args.tools, timeout=args.timeout))
+                                     tools=args.tools, timeout=args.timeout, vec_lanes=lanes))
             if args.json and args.json != "-":
                 emit_json(args.json, data)
     for line in table(results):

@@ -13,11 +13,26 @@ from pathlib import Path
 from boards.catalog import BOARDS
 
 __all__ = ["add_json_argument", "board_shapes", "emit_json", "format_table", "load_json",
-           "parse_ints", "parse_shapes", "pyplot", "shape_name"]
+           "parse_build_shapes", "parse_ints", "parse_shapes", "pyplot", "shape_name"]
 
 
-def shape_name(rows, cols):
-    return f"{rows}x{cols}"
+def shape_name(rows, cols, vec_lanes=None):
+    """``"4x4"``, or ``"12x12v3"`` for a core with 3 vector lanes (fewer than min(R, C))."""
+    lanes = f"v{vec_lanes}" if vec_lanes and vec_lanes != min(rows, cols) else ""
+    return f"{rows}x{cols}{lanes}"
+
+
+def parse_build_shapes(text):
+    """``"2x4v1,12x12v3,4x4"`` -> ``[(2, 4, 1), (12, 12, 3), (4, 4, None)]``: array shapes with
+    an optional vector lane count; ValueError (one line) otherwise."""
+    shapes = []
+    for part in text.split(","):
+        match = re.fullmatch(r"\s*(\d+)\s*[xX]\s*(\d+)\s*(?:[vV](\d+))?\s*", part)
+        if not match:
+            raise ValueError(f"a shape is ROWSxCOLS[vLANES] (e.g. 4x4 or 12x12v3), "
+                             f"not {part.strip()!r}")
+        shapes.append((int(match[1]), int(match[2]), int(match[3]) if match[3] else None))
+    return shapes
 
 
 def parse_shapes(text):
