@@ -7,14 +7,14 @@ only by :meth:`Board.platform` (boards/build.py), so ``BOARDS`` imports without 
 Each board runs the core straight from its own oscillator (no PLL), at a clock the measured
 builds meet (``lockstep build --board NAME`` reports the achieved Fmax):
 
-* iCEBreaker (iCE40UP5K, 12 MHz): only a 1x3 array fits: 7/8 SB_MAC16 (``synth_ice40 -dsp``)
-  and most of the 30 EBRs for the SRAMs; the core alone routed at ~17 MHz. Keep rows at 1
-  while the array's multipliers are inferred: with rows >= 2, ``synth_ice40 -dsp`` (Yosys 0.70)
-  packs a PE's multiplier register and the next PE's adder into one SB_MAC16 and produces a
-  wrong netlist (shown by simulating the synthesised array against the RTL); a larger iCE40
-  array needs explicit SB_MAC16 instances (docs/benchmarks.md).
-* ULX3S 85F (LFE5U-85F, 25 MHz): a 4x4 array with large SRAMs; an 8x8 array also fits (96/156
-  MULT18X18D, ~35 MHz) but nextpnr-ecp5 needs ~11 minutes for it.
+* iCEBreaker (iCE40UP5K, 12 MHz): a 2x4 array on 4 SB_MAC16, two PEs to each (the array's
+  explicit instances, rtl/array.py), and one vector lane on the DSPs ``synth_ice40 -dsp`` infers;
+  routed at ~30.7 MHz in 4479/5280 LCs and 23/30 EBRs. A 2x6 array (12 MACs) needs 5559 LCs and
+  does not fit; 16 MACs would need all 8 SB_MAC16 for the array and a vector unit without DSPs
+  (docs/benchmarks.md). Arrays with inferred multipliers must keep one row: ``synth_ice40 -dsp``
+  (Yosys 0.70) packs a multi-row array's generic multipliers into a wrong netlist.
+* ULX3S 85F (LFE5U-85F, 25 MHz): a 12x12 array (144 MULT18X18D) with 3 vector lanes (12 more,
+  156/156), each VEC row taking 4 cycles; docs/benchmarks.md has the routed figures.
 """
 
 import importlib
@@ -76,7 +76,7 @@ class Board:
 BOARDS = {
     "icebreaker": Board(
         "icebreaker", "iCE40UP5K",
-        CoreConfig(rows=1, cols=3, act_depth=512, wgt_depth=256, acc_depth=256,
+        CoreConfig(rows=2, cols=4, vec_lanes=1, act_depth=512, wgt_depth=256, acc_depth=256,
                    qparam_depth=16, prog_depth=256),
         clock_mhz=12.0,
         platform_path="amaranth_boards.icebreaker:ICEBreakerPlatform",
@@ -85,7 +85,7 @@ BOARDS = {
         leds=(("led_g", 0), ("led_r", 0))),
     "ulx3s-85f": Board(
         "ulx3s-85f", "LFE5U-85F",
-        CoreConfig(rows=4, cols=4, act_depth=4096, wgt_depth=8192, acc_depth=1024,
+        CoreConfig(rows=12, cols=12, vec_lanes=3, act_depth=4096, wgt_depth=8192, acc_depth=1024,
                    qparam_depth=64, prog_depth=2048),
         clock_mhz=25.0,
         platform_path="amaranth_boards.ulx3s:ULX3S_85F_Platform",
