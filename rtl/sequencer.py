@@ -166,6 +166,9 @@ class Sequencer(wiring.Component):
         with m.If(~vec_idle):
             m.d.sync += [vec_left.eq(vec_left - 1), vec_idle.eq(vec_left == 1)]
 
+        self._payloads(m, started, is_op, mm_f, vec_f, ld_f,
+                       zero_point, clamp_min, clamp_max, ptr_a, ptr_b, step)
+
         fault_q = Signal(ERROR_BITS)
         halting = Signal()
         m.d.comb += self.error.eq(fault_q)
@@ -324,37 +327,43 @@ class Sequencer(wiring.Component):
     def _issue(self, m, started, is_op, mm_f, vec_f, ld_f, setq_f, cfg,
                zero_point, clamp_min, clamp_max, ptr_a, ptr_b, step, mm_more):
         """What one issue cycle of the current instruction drives (``started`` is low in the
-        first one); the pointers and counters it advances are updated by the caller."""
+        first one): the valid bits and SETQ's registers. The payloads come straight from
+        registers (:meth:`_payloads`); the pointers and counters it advances are updated by the
+        caller."""
         Op = isa.Op
         first_cycle = ~started
         with m.If(is_op[Op.MATMUL]):
-            m.d.comb += [
-                self.mm.valid.eq(mm_more),
-                self.mm.payload.act_addr.eq(ptr_a),
-                self.mm.payload.acc_addr.eq(ptr_b),
-                self.mm.payload.accumulate.eq(mm_f["accumulate"]),
-                self.mm.payload.swap.eq(mm_f["swap"] & first_cycle),
-            ]
+            m.d.comb += self.mm.valid.eq(mm_more)
             with m.If(first_cycle):
-                m.d.comb += [self.load.valid.eq(mm_f["preload"]),
-                             self.load.payload.eq(mm_f["wgt_addr"])]
+                m.d.comb += self.load.valid.eq(mm_f["preload"])
         with m.If(is_op[Op.LOADW] & first_cycle):
-            m.d.comb += [self.load.valid.eq(1), self.load.payload.eq(ld_f["wgt_addr"])]
+            m.d.comb += self.load.valid.eq(1)
         with m.If(is_op[Op.VEC]):
-            m.d.comb += [
-                self.vec.valid.eq(1),
-                self.vec.payload.acc_addr.eq(ptr_a),
-                self.vec.payload.act_addr.eq(ptr_b),
-                self.vec.payload.step.eq(step),
-                self.vec.payload.q_addr.eq(vec_f["q_addr"]),
-                self.vec.payload.group.eq(vec_f["group"]),
-                self.vec.payload.zero_point.eq(zero_point),
-                self.vec.payload.clamp_min.eq(clamp_min),
-                self.vec.payload.clamp_max.eq(clamp_max),
-            ]
+            m.d.comb += self.vec.valid.eq(1)
         with m.If(is_op[Op.SETQ] & first_cycle):
             m.d.sync += [zero_point.eq(setq_f["zero_point"]), clamp_min.eq(setq_f["clamp_min"]),
                          clamp_max.eq(setq_f["clamp_max"])]
+
+    def _payloads(self, m, started, is_op, mm_f, vec_f, ld_f,
+                  zero_point, clamp_min, clamp_max, ptr_a, ptr_b, step):
+        """The issue payloads, driven every cycle from registers whether valid or not, so that
+        the SRAM addresses do not wait for the interlock and issue logic."""
+        Op = isa.Op
+        m.d.comb += [
+            self.mm.payload.act_addr.eq(ptr_a),
+            self.mm.payload.acc_addr.eq(ptr_b),
+            self.mm.payload.accumulate.eq(mm_f["accumulate"]),
+            self.mm.payload.swap.eq(mm_f["swap"] & ~started),
+            self.load.payload.eq(Mux(is_op[Op.LOADW], ld_f["wgt_addr"], mm_f["wgt_addr"])),
+            self.vec.payload.acc_addr.eq(ptr_a),
+            self.vec.payload.act_addr.eq(ptr_b),
+            self.vec.payload.step.eq(step),
+            self.vec.payload.q_addr.eq(vec_f["q_addr"]),
+            self.vec.payload.group.eq(vec_f["group"]),
+            self.vec.payload.zero_point.eq(zero_point),
+            self.vec.payload.clamp_min.eq(clamp_min),
+            self.vec.payload.clamp_max.eq(clamp_max),
+        ]
 
 def _fields(word, op):
     """The fields of instruction ``op`` sliced from ``word`` (signed ones as signed values)."""
