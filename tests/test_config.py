@@ -17,6 +17,10 @@ from rtl.hostmap import HostMap, Reg, Region
     (dict(rows=16, wgt_depth=8), "must hold at least one weight tile"),
     (dict(rows=8.0), "rows must be an integer"),
     (dict(rows=True), "rows must be an integer"),
+    (dict(rows=8, cols=8, vec_lanes=3), "vec_lanes must divide min\\(rows, cols\\) = 8, not 3"),
+    (dict(rows=8, cols=8, vec_lanes=0), "vec_lanes must divide"),
+    (dict(rows=12, cols=12, vec_lanes=4), "must be a power of two, not 12 / 4 = 3"),
+    (dict(vec_lanes=2.0), "vec_lanes must be an integer"),
 ])
 def test_invalid_configurations_are_refused_with_one_line(kwargs, message):
     with pytest.raises(ConfigError, match=message) as info:
@@ -34,6 +38,15 @@ def test_from_dict_refuses_unknown_keys():
 def test_lanes_and_groups(rows, cols, lanes, groups):
     cfg = CoreConfig(rows=rows, cols=cols)
     assert (cfg.lanes, cfg.groups) == (lanes, groups)
+
+
+@pytest.mark.parametrize("rows, cols, vec_lanes, steps", [
+    (8, 8, None, 1), (8, 8, 2, 4), (12, 12, 3, 4), (4, 16, 1, 4), (16, 4, 4, 1)])
+def test_vector_lanes_and_steps(rows, cols, vec_lanes, steps):
+    cfg = CoreConfig(rows=rows, cols=cols, vec_lanes=vec_lanes)
+    assert cfg.vec_lanes == (vec_lanes or min(rows, cols)) and cfg.vec_steps == steps
+    assert CoreConfig.from_dict(cfg.to_dict()) == cfg
+    assert (f"_v{vec_lanes}" in cfg.name) == (steps > 1)
 
 
 def test_host_map_addresses_are_unique_and_bounded():
