@@ -36,6 +36,7 @@ from benchlib import (
     load_json,
     parse_build_shapes,
     pyplot,
+    save_figure,
     shape_name,
 )
 
@@ -210,10 +211,7 @@ def plot(results, out_dir):
                 for r in failed),
                 fontsize=7, color="red")
         fig.tight_layout(rect=(0, 0.02 if failed else 0, 1, 1))
-        path = out_dir / f"fmax_vs_array_{board}.png"
-        fig.savefig(path, dpi=120)
-        plt.close(fig)
-        written.append(path)
+        written.append(save_figure(fig, out_dir, f"fmax_vs_array_{board}.png"))
     return written
 
 

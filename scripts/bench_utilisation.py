@@ -30,6 +30,7 @@ from benchlib import (
     parse_ints,
     parse_shapes,
     pyplot,
+    save_figure,
     shape_name,
 )
 
@@ -94,10 +95,7 @@ def plot(results, out_dir):
     ax.grid(alpha=0.3)
     ax.legend(fontsize=8, loc="lower right")
     fig.tight_layout()
-    path = out_dir / "utilisation_vs_gemm_size.png"
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
-    return [path]
+    return [save_figure(fig, out_dir, "utilisation_vs_gemm_size.png")]
 
 
 def main(argv=None):

@@ -13,7 +13,8 @@ from pathlib import Path
 from boards.catalog import BOARDS
 
 __all__ = ["add_json_argument", "board_shapes", "emit_json", "format_table", "load_json",
-           "parse_build_shapes", "parse_ints", "parse_shapes", "pyplot", "shape_name"]
+           "parse_build_shapes", "parse_ints", "parse_shapes", "pyplot", "save_figure",
+           "shape_name"]
 
 
 def shape_name(rows, cols, vec_lanes=None):
@@ -118,3 +119,12 @@ def pyplot():
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
     return plt
+
+
+def save_figure(fig, out_dir, name):
+    """Write ``fig`` as ``out_dir/name`` (the folder made if needed), close it, return the path."""
+    path = Path(out_dir) / name
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=120)
+    pyplot().close(fig)
+    return path

@@ -21,11 +21,10 @@ utilisation_vs_gemm_size.png, --demo demo_cycles.png (where the cycles go, again
 
 import argparse
 import sys
-from pathlib import Path
 
 import bench_fmax
 import bench_utilisation
-from benchlib import load_json, pyplot, shape_name
+from benchlib import load_json, pyplot, save_figure, shape_name
 
 # (label, MACs per cycle, clock MHz, kind, family); GMAC/s = MACs x MHz / 1000.
 REFERENCES = [
@@ -90,12 +89,7 @@ def plot_peak(fmax_results, out_dir):
     ax.grid(axis="x", alpha=0.3, which="both")
     ax.set_xlim(right=max(b[1] for b in bars) * 4)
     fig.tight_layout()
-    out_dir = Path(out_dir)
-    out_dir.mkdir(parents=True, exist_ok=True)
-    path = out_dir / "peak_gmacs.png"
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
-    return [path]
+    return [save_figure(fig, out_dir, "peak_gmacs.png")]
 
 
 def plot_demo(results, out_dir):
@@ -131,11 +125,7 @@ def plot_demo(results, out_dir):
     ax.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.01, 1))
     ax.grid(axis="x", alpha=0.3)
     fig.tight_layout()
-    path = Path(out_dir) / "demo_cycles.png"
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
-    return [path]
+    return [save_figure(fig, out_dir, "demo_cycles.png")]
 
 
 def plot_sim(results, out_dir):
@@ -156,11 +146,7 @@ def plot_sim(results, out_dir):
     ax.set_title("RTL simulation speed", fontsize=10)
     ax.grid(axis="x", alpha=0.3)
     fig.tight_layout()
-    path = Path(out_dir) / "sim_speed.png"
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
-    return [path]
+    return [save_figure(fig, out_dir, "sim_speed.png")]
 
 
 def main(argv=None):
