@@ -6,7 +6,7 @@ model, the compiler and the testbenches all take a :class:`CoreConfig`.
 
 from dataclasses import asdict, dataclass, fields
 
-__all__ = ["CoreConfig", "ConfigError"]
+__all__ = ["CoreConfig", "ConfigError", "MULT_CYCLES_CHOICES"]
 
 # Widths of the instruction fields that hold addresses and counts (see rtl/isa.py). They bound
 # the depths a configuration may ask for, so they live here, next to the checks that use them.
@@ -16,6 +16,8 @@ WAIT_FIELD_BITS = 16
 QADDR_FIELD_BITS = 12
 GROUP_FIELD_BITS = 4
 MAX_LANES = 64
+#: Cycles a vector lane may take per multiply: 1 (DSP multipliers) or 32 / bits per cycle.
+MULT_CYCLES_CHOICES = (1, 2, 4, 8, 16, 32)
 
 
 class ConfigError(ValueError):
@@ -47,6 +49,12 @@ class CoreConfig:
         ``lanes // vec_lanes`` cycles per VEC row (:attr:`vec_steps`, a power of two), which
         frees multipliers for the array: a 12 x 12 array and 12 lanes need 192 of the
         LFE5U-85F's 156; with 3 lanes, 156.
+    vec_mult_cycles : int
+        K, cycles each vector lane spends on one 32 x 32 multiply: 1 (the default) is the
+        pipelined lane of four DSP multipliers; 2 to 32 (a power of two) is a lane that
+        multiplies serially in logic, 32 / K multiplier bits per cycle, and takes no DSP (on
+        the UP5K the array needs all eight). A VEC row then takes :attr:`vec_row_cycles` =
+        ``vec_steps * K`` cycles.
     """
 
     rows: int = 8
@@ -57,6 +65,7 @@ class CoreConfig:
     qparam_depth: int = 64
     prog_depth: int = 512
     vec_lanes: int = None
+    vec_mult_cycles: int = 1
 
     def __post_init__(self):
         if self.vec_lanes is None and isinstance(self.rows, int) and isinstance(self.cols, int):
@@ -96,6 +105,10 @@ class CoreConfig:
         if steps & (steps - 1):
             raise ConfigError(f"min(rows, cols) / vec_lanes must be a power of two, "
                               f"not {self.lanes} / {self.vec_lanes} = {steps}")
+        k = self.vec_mult_cycles
+        if k not in MULT_CYCLES_CHOICES:
+            raise ConfigError(f"vec_mult_cycles must be one of "
+                              f"{', '.join(map(str, MULT_CYCLES_CHOICES))}, not {k}")
         if self.wgt_depth < self.rows:
             raise ConfigError(
                 f"wgt_depth ({self.wgt_depth}) must hold at least one weight tile "
@@ -119,6 +132,11 @@ class CoreConfig:
         return self.lanes // self.vec_lanes
 
     @property
+    def vec_row_cycles(self):
+        """Cycles a VEC instruction spends on one accumulator row: vec_steps x vec_mult_cycles."""
+        return self.vec_steps * self.vec_mult_cycles
+
+    @property
     def macs_per_cycle(self):
         return self.rows * self.cols
 
@@ -137,5 +155,7 @@ class CoreConfig:
     def name(self):
         """A short name that identifies the configuration, e.g. for build caches."""
         vec = f"_v{self.vec_lanes}" if self.vec_lanes != self.lanes else ""
+        if self.vec_mult_cycles != 1:
+            vec += f"_s{self.vec_mult_cycles}"
         return (f"r{self.rows}c{self.cols}_a{self.act_depth}_w{self.wgt_depth}"
                 f"_c{self.acc_depth}_q{self.qparam_depth}_p{self.prog_depth}{vec}")

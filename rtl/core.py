@@ -61,9 +61,9 @@ class LockstepCore(wiring.Component):
     * MATMUL row i issued in cycle s+i: activation read in s+i, registered, array input in
       s+i+2 (``isa.READ_LATENCY``), array output and accumulator read-add-write in
       s+i+2+``isa.array_latency`` (``isa.matmul_settle``);
-    * VEC step j (row j // vec_steps) issued in cycle s+j: accumulator and parameter read in
-      s+j, lane select, vector unit input in s+j+2, activation write in s+j+7
-      (``isa.vec_settle``);
+    * VEC step j (row j // vec_steps) issued in cycle s+j*K (K = ``cfg.vec_mult_cycles``):
+      accumulator and parameter read in s+j*K, lane select, vector unit input in s+j*K+2,
+      activation write in s+j*K+``isa.vec_pipeline_depth`` (7 with K = 1; ``isa.vec_settle``);
     * weight loads: shadow row j written in s+1+C+j (rtl/loader.py, started s+1 like the swap).
     """
 
@@ -88,7 +88,8 @@ class LockstepCore(wiring.Component):
         m.submodules.array = array = SystolicArray(rows, cols)
         vec_lanes, step_bits = cfg.vec_lanes, vec_step_bits(cfg)
         m.submodules.vector = vector = VectorUnit(
-            vec_lanes, ADDR_FIELD_BITS + GROUP_FIELD_BITS + step_bits)
+            vec_lanes, ADDR_FIELD_BITS + GROUP_FIELD_BITS + step_bits,
+            mult_cycles=cfg.vec_mult_cycles)
 
         def memory(name, width, depth, granularity):
             mem = Memory(shape=unsigned(width), depth=depth, init=[])

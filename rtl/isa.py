@@ -23,7 +23,8 @@ from .config import (
 __all__ = [
     "Op", "Error", "Field", "FIELDS", "INSTR_BITS", "OPCODE_LSB", "OPCODE_BITS",
     "Instr", "encode", "decode", "check", "cost", "IsaError",
-    "FETCH_CYCLES", "VEC_PIPELINE_DEPTH", "READ_LATENCY", "MAC_PIPELINE_DEPTH", "array_latency",
+    "FETCH_CYCLES", "READ_LATENCY", "MAC_PIPELINE_DEPTH", "array_latency",
+    "vec_unit_latency", "vec_pipeline_depth",
     "matmul_settle", "vec_settle", "load_cost",
 ]
 
@@ -219,7 +220,6 @@ def check(word, cfg):
 # activation write of earlier VECs has landed. HALT waits for both. See docs/isa.md.
 
 FETCH_CYCLES = 3          # cycles after START before the first instruction: fetch x2, decode
-VEC_PIPELINE_DEPTH = 7    # cycles from a VEC's accumulator read to its activation write landing
 READ_LATENCY = 2          # cycles from an SRAM read address to a unit's input: read, register
 MAC_PIPELINE_DEPTH = 2    # cycles from a PE's activation to its partial sum: product, then sum
 
@@ -228,6 +228,19 @@ def array_latency(rows, cols):
     """Cycles from a vector entering the systolic array to its de-skewed results leaving it:
     the wavefront crosses R + C - 1 PEs, and the last one adds MAC_PIPELINE_DEPTH - 1 more."""
     return rows + cols - 2 + MAC_PIPELINE_DEPTH
+
+
+def vec_unit_latency(mult_cycles):
+    """Cycles from an input of the vector unit to its result (rtl/vector.py): five stages with
+    DSP multipliers (``mult_cycles`` = 1); with a serial multiplier of K cycles, the bias add,
+    K multiply steps, then the rounding stage and the shift-and-clamp stage: K + 3."""
+    return 5 if mult_cycles == 1 else mult_cycles + 3
+
+
+def vec_pipeline_depth(cfg):
+    """Cycles from a VEC step's accumulator read to its activation write landing: the read and
+    its register (READ_LATENCY), then the vector unit (7 with DSP multipliers)."""
+    return READ_LATENCY + vec_unit_latency(cfg.vec_mult_cycles)
 
 
 def load_cost(cfg):
@@ -248,14 +261,14 @@ def cost(instr, cfg):
     if op == Op.MATMUL:
         return max(a["m"], load_cost(cfg)) if a["preload"] else a["m"]
     if op == Op.VEC:
-        return a["m"] * cfg.vec_steps
+        return a["m"] * cfg.vec_row_cycles
     return 1   # HALT, SETQ
 
 
 def max_cost(cfg):
     """The longest an instruction can occupy the sequencer (sizes its cycle counter)."""
     max_m = (1 << COUNT_FIELD_BITS) - 1
-    return max((1 << WAIT_FIELD_BITS) - 1, max_m * max(cfg.vec_steps, 1), load_cost(cfg))
+    return max((1 << WAIT_FIELD_BITS) - 1, max_m * cfg.vec_row_cycles, load_cost(cfg))
 
 
 def matmul_settle(cfg, m):
@@ -267,5 +280,7 @@ def matmul_settle(cfg, m):
 
 def vec_settle(cfg, m):
     """Cycles from a VEC's first cycle until all its activation writes can be read: it issues
-    m rows of vec_steps cycles each, and the last one's write lands VEC_PIPELINE_DEPTH later."""
-    return m * cfg.vec_steps + VEC_PIPELINE_DEPTH
+    m rows of vec_row_cycles cycles each, and the last one's write lands vec_pipeline_depth
+    cycles after its last step was issued (a step is issued in the first of its
+    vec_mult_cycles cycles)."""
+    return m * cfg.vec_row_cycles - (cfg.vec_mult_cycles - 1) + vec_pipeline_depth(cfg)

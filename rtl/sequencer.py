@@ -53,7 +53,8 @@ class Sequencer(wiring.Component):
         One activation row to read and push through the array, and where its result goes.
     vec : Out(stream.Signature(vec_issue_layout(cfg), always_ready=True))
         One accumulator row to requantise, and where its int8 result goes; ``step`` says which
-        ``vec_lanes`` of the row's lane group (cfg.vec_steps cycles per row).
+        ``vec_lanes`` of the row's lane group (cfg.vec_steps steps per row). Valid in the first
+        of each step's ``cfg.vec_mult_cycles`` cycles only (the serial multiplier's pace).
     load : Out(stream.Signature(unsigned(14), always_ready=True))
         Start of a weight-tile load at the given weight SRAM row.
     busy, done : Out(1)
@@ -105,7 +106,10 @@ class Sequencer(wiring.Component):
         # from the fields: MATMUL activation/accumulator rows, VEC accumulator/activation rows.
         ptr_a = Signal(A)
         ptr_b = Signal(A)
-        step = Signal(vec_step_bits(cfg))      # the VEC row's step (cfg.vec_steps per row)
+        # The VEC row's cycle: step (cfg.vec_steps per row) times vec_mult_cycles, plus the
+        # cycle within the step, whose first cycle alone issues.
+        beat_bits = (cfg.vec_mult_cycles - 1).bit_length()
+        step = Signal(vec_step_bits(cfg) + beat_bits)
         mm_rows = Signal(COUNT_FIELD_BITS)    # MATMUL rows left to issue after this one
         mm_more = Signal()                    # a MATMUL row is issued this cycle
         mm_idle = Signal(init=1)              # mm_left == 0, as a register
@@ -226,7 +230,7 @@ class Sequencer(wiring.Component):
                                          mm_idle.eq(0)]
                         with m.If(is_op[Op.VEC]):
                             m.d.sync += [vec_left.eq(isa.vec_settle(cfg, 0)
-                                                     + vec_f["m"] * cfg.vec_steps - 1),
+                                                     + vec_f["m"] * cfg.vec_row_cycles - 1),
                                          vec_idle.eq(0)]
                     with m.If(left == 0):
                         m.d.comb += advance.eq(1)
@@ -238,7 +242,7 @@ class Sequencer(wiring.Component):
                                          mm_rows.eq(mm_rows - 1), mm_more.eq(mm_rows != 0)]
                         with m.If(is_op[Op.VEC]):
                             m.d.sync += step.eq(step + 1)
-                            with m.If(step == cfg.vec_steps - 1):
+                            with m.If(step == cfg.vec_row_cycles - 1):
                                 m.d.sync += [step.eq(0), ptr_a.eq(ptr_a + 1), ptr_b.eq(ptr_b + 1)]
                 with m.Else():
                     m.d.sync += first.eq(0)
@@ -319,7 +323,7 @@ class Sequencer(wiring.Component):
                 with m.Else():
                     m.d.comb += cost.eq(mm_f["m"])
             with m.Case(Op.VEC):
-                m.d.comb += cost.eq(vec_f["m"] * cfg.vec_steps)
+                m.d.comb += cost.eq(vec_f["m"] * cfg.vec_row_cycles)
             with m.Default():
                 m.d.comb += cost.eq(1)
         return is_op, fault, cost
@@ -339,7 +343,9 @@ class Sequencer(wiring.Component):
         with m.If(is_op[Op.LOADW] & first_cycle):
             m.d.comb += self.load.valid.eq(1)
         with m.If(is_op[Op.VEC]):
-            m.d.comb += self.vec.valid.eq(1)
+            # A step is issued in the first of its vec_mult_cycles cycles.
+            beats = (cfg.vec_mult_cycles - 1).bit_length()
+            m.d.comb += self.vec.valid.eq(step[:beats] == 0 if beats else 1)
         with m.If(is_op[Op.SETQ] & first_cycle):
             m.d.sync += [zero_point.eq(setq_f["zero_point"]), clamp_min.eq(setq_f["clamp_min"]),
                          clamp_max.eq(setq_f["clamp_max"])]
@@ -357,7 +363,7 @@ class Sequencer(wiring.Component):
             self.load.payload.eq(Mux(is_op[Op.LOADW], ld_f["wgt_addr"], mm_f["wgt_addr"])),
             self.vec.payload.acc_addr.eq(ptr_a),
             self.vec.payload.act_addr.eq(ptr_b),
-            self.vec.payload.step.eq(step),
+            self.vec.payload.step.eq(step[(self.cfg.vec_mult_cycles - 1).bit_length():]),
             self.vec.payload.q_addr.eq(vec_f["q_addr"]),
             self.vec.payload.group.eq(vec_f["group"]),
             self.vec.payload.zero_point.eq(zero_point),

@@ -1,26 +1,19 @@
-"""The vector unit: requantises int32 accumulators to int8 activations, one vector per cycle.
+"""The vector unit: requantises int32 accumulators to int8 activations.
 
 Per lane it computes, bit for bit, what :func:`sim.arith.requantize` computes for one element:
 bias add (wrapping), gemmlowp ``SaturatingRoundingDoublingHighMul``, ``RoundingDivideByPOT``,
-output zero point, clamp.
+output zero point, clamp. Its 32 x 32 multiply is either four DSP multipliers (a vector per
+cycle) or a serial multiplier in logic (a vector per K cycles, no DSP).
 """
 
-from amaranth import Module, Mux, Signal, signed, unsigned
+from amaranth import Cat, Module, Mux, Signal, signed, unsigned
 from amaranth.lib import data, stream, wiring
 from amaranth.lib.wiring import In, Out
 
-from .isa import READ_LATENCY, VEC_PIPELINE_DEPTH
+from .config import MULT_CYCLES_CHOICES
+from .isa import vec_unit_latency
 
-__all__ = ["VectorUnit", "input_layout", "output_layout", "LATENCY"]
-
-#: Cycles from an input on ``i`` to its result on ``o``. The core adds ``isa.READ_LATENCY``
-#: cycles for the accumulator SRAM read in front of the unit, which makes
-#: ``VEC_PIPELINE_DEPTH``.
-LATENCY = 5
-
-if LATENCY != VEC_PIPELINE_DEPTH - READ_LATENCY:   # the pipeline below has exactly five stages
-    raise RuntimeError(f"rtl.isa.VEC_PIPELINE_DEPTH is {VEC_PIPELINE_DEPTH}, but the vector unit "
-                      f"has {LATENCY} stages plus the accumulator read ({READ_LATENCY})")
+__all__ = ["VectorUnit", "input_layout", "output_layout"]
 
 INT32_MIN = -(1 << 31)
 INT32_MAX = (1 << 31) - 1
@@ -70,9 +63,13 @@ class VectorUnit(wiring.Component):
     Parameters
     ----------
     lanes : int
-        Lanes processed per cycle (W).
+        Lanes processed per input (W).
     tag_width : int
         Width of the tag carried from ``i`` to ``o`` unchanged, next to its data.
+    mult_cycles : int
+        K, cycles per 32 x 32 multiply (``CoreConfig.vec_mult_cycles``): 1 for four DSP
+        multipliers per lane, or 2 to 32 (a power of two) for a serial multiplier in logic that
+        takes 32 / K multiplier bits per cycle.
 
     Members
     -------
@@ -80,7 +77,8 @@ class VectorUnit(wiring.Component):
         One vector to requantise: ``acc``, ``bias``, ``mult`` (W x signed(32)), ``shift``
         (W x unsigned(5)), ``zero_point``, ``clamp_min``, ``clamp_max`` (signed(8)) and ``tag``
         (unsigned(tag_width)). Every field may change from one vector to the next. Always ready:
-        an input with ``i.valid`` set is taken in that cycle.
+        an input with ``i.valid`` set is taken in that cycle. With K > 1, valid inputs must be
+        at least K cycles apart (the sequencer issues a VEC step every K cycles).
     o : ``Out(stream.Signature(output_layout(lanes, tag_width), always_ready=True))``
         The result: ``data`` (W x signed(8)) and the input's ``tag``. No back-pressure: the
         consumer must take it in the cycle it is valid.
@@ -88,12 +86,13 @@ class VectorUnit(wiring.Component):
     Timing
     ------
     A vector with ``i.valid`` set in cycle ``t`` appears on ``o`` with ``o.valid`` set in cycle
-    ``t + 5`` (:data:`LATENCY`, ``isa.VEC_PIPELINE_DEPTH - isa.READ_LATENCY``), for that one
+    ``t + latency`` (``isa.vec_unit_latency(K)``: 5 for K = 1, K + 3 otherwise), for that one
     cycle: the payload registers load every cycle, so ``o.payload`` means nothing while
-    ``o.valid`` is low. Throughput is one vector per cycle. ``o.valid`` and ``o.payload`` come
-    straight from registers. Reset clears the valid bits only, so vectors in flight during reset
-    are dropped.
-    The five stages:
+    ``o.valid`` is low. Throughput is one vector per K cycles. ``o.valid`` and ``o.payload``
+    come straight from registers. Reset clears the valid bits only, so vectors in flight during
+    reset are dropped.
+
+    The stages with DSP multipliers (K = 1):
 
     1. ``acc + bias`` (32-bit wrap);
     2. the four 16 x 16 partial products of the 32 x 32 product (one DSP multiplier each, with
@@ -101,13 +100,23 @@ class VectorUnit(wiring.Component):
     3. their sum, the 64-bit signed product;
     4. the product's rounded high half (SRDHM), plus the rounding offset of the shift;
     5. the arithmetic shift, the zero point and the clamp, into the output register.
+
+    With a serial multiplier, stage 1 holds its registers for the K cycles that follow, in
+    which the product is built 32 / K multiplier bits at a time (shift and add, the last
+    multiplier digit signed); the K-th of them writes the 64-bit product (stage 3 above), and
+    stages 4 and 5 follow.
     """
 
-    def __init__(self, lanes, tag_width):
+    def __init__(self, lanes, tag_width, mult_cycles=1):
         _check_positive_int("lanes", lanes)
         _check_positive_int("tag_width", tag_width)
+        if mult_cycles not in MULT_CYCLES_CHOICES or isinstance(mult_cycles, bool):
+            raise ValueError(f"mult_cycles must be one of "
+                             f"{', '.join(map(str, MULT_CYCLES_CHOICES))}, not {mult_cycles!r}")
         self.lanes = lanes
         self.tag_width = tag_width
+        self.mult_cycles = mult_cycles
+        self.latency = vec_unit_latency(mult_cycles)
         super().__init__({
             "i": In(stream.Signature(input_layout(lanes, tag_width), always_ready=True)),
             "o": Out(stream.Signature(output_layout(lanes, tag_width), always_ready=True)),
@@ -118,17 +127,45 @@ class VectorUnit(wiring.Component):
 
         # Everything besides the data that a later stage still needs travels with the data, so
         # that back-to-back vectors may each bring their own parameters.
-        side = data.StructLayout({
+        self._side = data.StructLayout({
             "shift": data.ArrayLayout(unsigned(5), self.lanes),
             "zero_point": signed(8),
             "clamp_min": signed(8),
             "clamp_max": signed(8),
             "tag": unsigned(self.tag_width),
         })
+        # The full product of each lane, the input of stage 4.
+        s2 = Signal(data.StructLayout({
+            "prod": data.ArrayLayout(signed(64), self.lanes),
+            "saturate": data.ArrayLayout(unsigned(1), self.lanes),
+            "side": self._side,
+        }), reset_less=True)
+        latency = self.latency
+        valid = Signal(latency)   # valid[k]: an input is k + 1 cycles old; the only reset bits
+
+        m.d.sync += valid.eq(valid << 1 | self.i.valid)
+        if self.mult_cycles == 1:
+            self._dsp_product(m, s2)
+        else:
+            self._serial_product(m, s2, valid)
+        s4 = self._round_shift_clamp(m, s2)
+        m.d.comb += [
+            self.o.valid.eq(valid[latency - 1]),
+            self.o.payload.eq(s4),
+        ]
+        return m
+
+    def _load_side(self, dst, src):
+        """Statements that copy the side fields from ``src`` (the input payload or a side
+        register) into the side register ``dst``."""
+        return [getattr(dst, name).eq(getattr(src, name)) for name, _ in self._side]
+
+    def _dsp_product(self, m, s2):
+        """Stages 1 to 3 with four DSP multipliers per lane: s2 three cycles after the input."""
         s1 = Signal(data.StructLayout({
             "x": data.ArrayLayout(signed(32), self.lanes),
             "mult": data.ArrayLayout(signed(32), self.lanes),
-            "side": side,
+            "side": self._side,
         }), reset_less=True)
         partials = Signal(data.StructLayout({
             "hh": data.ArrayLayout(signed(32), self.lanes),
@@ -136,39 +173,13 @@ class VectorUnit(wiring.Component):
             "lh": data.ArrayLayout(signed(33), self.lanes),
             "ll": data.ArrayLayout(unsigned(32), self.lanes),
             "saturate": data.ArrayLayout(unsigned(1), self.lanes),
-            "side": side,
+            "side": self._side,
         }), reset_less=True)
-        s2 = Signal(data.StructLayout({
-            "prod": data.ArrayLayout(signed(64), self.lanes),
-            "saturate": data.ArrayLayout(unsigned(1), self.lanes),
-            "side": side,
-        }), reset_less=True)
-        s3 = Signal(data.StructLayout({
-            "y": data.ArrayLayout(signed(33), self.lanes),
-            "side": side,
-        }), reset_less=True)
-        s4 = Signal(output_layout(self.lanes, self.tag_width), reset_less=True)
-        valid = Signal(LATENCY)   # valid[k] belongs to stage k + 1; the only bits with a reset
-
-        m.d.sync += valid.eq(valid << 1 | self.i.valid)
-        m.d.comb += [
-            self.o.valid.eq(valid[LATENCY - 1]),
-            self.o.payload.eq(s4),
-        ]
 
         p = self.i.payload
         # Data registers load every cycle, valid or not: gating them would only add enables.
-        m.d.sync += [
-            s1.side.shift.eq(p.shift),
-            s1.side.zero_point.eq(p.zero_point),
-            s1.side.clamp_min.eq(p.clamp_min),
-            s1.side.clamp_max.eq(p.clamp_max),
-            s1.side.tag.eq(p.tag),
-            partials.side.eq(s1.side),
-            s2.side.eq(partials.side),
-            s3.side.eq(s2.side),
-            s4.tag.eq(s3.side.tag),
-        ]
+        m.d.sync += self._load_side(s1.side, p)
+        m.d.sync += [partials.side.eq(s1.side), s2.side.eq(partials.side)]
 
         for j in range(self.lanes):
             # Stage 1: the 33-bit sum is truncated by the 32-bit register, i.e. wrapped.
@@ -198,6 +209,64 @@ class VectorUnit(wiring.Component):
                 s2.saturate[j].eq(partials.saturate[j]),
             ]
 
+    def _serial_product(self, m, s2, valid):
+        """Stage 1 and a K-cycle shift-and-add multiply per lane, in logic: s2 K + 1 cycles after
+        the input. ``valid`` is the unit's valid shift register."""
+        k = self.mult_cycles
+        b = 32 // k                  # multiplier bits per cycle
+        last = valid[k - 1]          # the K-th multiply cycle: the top digit, which is signed
+        p = self.i.payload
+
+        # Stage 1 loads only with a valid input and holds through the multiply.
+        side = Signal(self._side, reset_less=True)
+        with m.If(self.i.valid):
+            m.d.sync += self._load_side(side, p)
+        m.d.sync += s2.side.eq(side)
+
+        for j in range(self.lanes):
+            x = Signal(signed(32), name=f"x{j}", reset_less=True)
+            digits = Signal(32, name=f"digits{j}", reset_less=True)   # mult, b bits shifted out
+            mult_min = Signal(name=f"mult_min{j}", reset_less=True)
+            # After i multiply cycles, x * (the i * b low bits of mult) = high * 2**(i*b) + low,
+            # low's bits entering at the top of a (32 - b)-bit shift register: after K - 1
+            # cycles it holds the product's low 32 - b bits.
+            high = Signal(signed(33), name=f"prod_high{j}", reset_less=True)
+            low = Signal(32 - b, name=f"prod_low{j}", reset_less=True)
+
+            digit = digits[:b]
+            terms = [Mux(digit[i], x << i, 0) for i in range(b - 1)]
+            top = x << (b - 1)
+            # The top bit of the last digit weighs -2**31: subtract, as ~top + 1.
+            terms.append(Mux(digit[b - 1], Mux(last, ~top, top), 0))
+            total = high + (digit[b - 1] & last)
+            for term in terms:
+                total = total + term
+            step = Signal(signed(34 + b), name=f"prod_step{j}")
+            m.d.comb += step.eq(total)
+
+            with m.If(self.i.valid):
+                # The 33-bit sum is truncated by the 32-bit register, i.e. wrapped.
+                m.d.sync += [x.eq(p.acc[j] + p.bias[j]), digits.eq(p.mult[j]),
+                             mult_min.eq(p.mult[j] == INT32_MIN), high.eq(0)]
+            with m.Else():
+                m.d.sync += [digits.eq(digits >> b), high.eq(step >> b)]
+            m.d.sync += [
+                low.eq(Cat(low[b:], step[:b])),
+                # Only read after the K-th multiply cycle, like the saturation test.
+                s2.prod[j].eq(Cat(low, step)[:64].as_signed()),
+                s2.saturate[j].eq((x == INT32_MIN) & mult_min),
+            ]
+
+    def _round_shift_clamp(self, m, s2):
+        """Stages 4 and 5 from the product register ``s2``; returns the output register."""
+        s3 = Signal(data.StructLayout({
+            "y": data.ArrayLayout(signed(33), self.lanes),
+            "side": self._side,
+        }), reset_less=True)
+        s4 = Signal(output_layout(self.lanes, self.tag_width), reset_less=True)
+        m.d.sync += [s3.side.eq(s2.side), s4.tag.eq(s3.side.tag)]
+
+        for j in range(self.lanes):
             # Stage 4, SRDHM: gemmlowp computes (ab + nudge) / 2**31 truncating toward zero, with
             # nudge = 2**30 for ab >= 0 and 1 - 2**30 otherwise. For ab >= 0 that is
             # floor((ab + 2**30) / 2**31). For ab < 0 the numerator is negative, and truncation is
@@ -227,5 +296,4 @@ class VectorUnit(wiring.Component):
             lo, hi = s3.side.clamp_min, s3.side.clamp_max
             # Both compares look at biased, not one at the other's result: they run in parallel.
             m.d.sync += s4.data[j].eq(Mux(biased < lo, lo, Mux(biased > hi, hi, biased)))
-
-        return m
+        return s4

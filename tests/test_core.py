@@ -12,21 +12,26 @@ from rtl.config import CoreConfig
 from rtl.core import LockstepCore
 from sim.runner import run_cocotb
 
-# Array shapes (rows, cols, vec_lanes), some not square, some with fewer vector lanes than
-# min(rows, cols) (several cycles per VEC row); small SRAMs keep full read-backs cheap.
+# Array shapes (rows, cols, vec_lanes[, vec_mult_cycles]), some not square, some with fewer
+# vector lanes than min(rows, cols) (several cycles per VEC row), some with serial multipliers
+# (K cycles per VEC step); small SRAMs keep full read-backs cheap.
 SHAPES = [(1, 1, None), (3, 3, None), (8, 8, None), (8, 8, 2), (4, 16, None), (4, 16, 1),
-          (16, 4, 2)]
+          (16, 4, 2), (4, 4, 1, 32), (2, 8, 2, 4)]
 
 
 def shape_id(shape):
-    rows, cols, vec_lanes = shape
-    return f"{rows}x{cols}" + (f"v{vec_lanes}" if vec_lanes else "")
+    rows, cols, vec_lanes, *mult_cycles = shape
+    return (f"{rows}x{cols}" + (f"v{vec_lanes}" if vec_lanes else "")
+            + "".join(f"s{k}" for k in mult_cycles))
+
+
 PROGRAMS_PER_SHAPE = 50
 
 
-def bench_config(rows, cols, vec_lanes=None):
+def bench_config(rows, cols, vec_lanes=None, vec_mult_cycles=1):
     return CoreConfig(rows=rows, cols=cols, act_depth=96, wgt_depth=160, acc_depth=48,
-                      qparam_depth=6, prog_depth=64, vec_lanes=vec_lanes)
+                      qparam_depth=6, prog_depth=64, vec_lanes=vec_lanes,
+                      vec_mult_cycles=vec_mult_cycles)
 
 
 def run_core_bench(cfg, simulator, seed, testcase, **env):

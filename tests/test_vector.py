@@ -6,26 +6,40 @@ from amaranth import Module, signed, unsigned
 from amaranth.lib import data, stream, wiring
 from amaranth.lib.wiring import In, Out
 
-from rtl.isa import VEC_PIPELINE_DEPTH
-from rtl.vector import LATENCY, VectorUnit
+from rtl.config import CoreConfig
+from rtl.isa import READ_LATENCY, vec_pipeline_depth, vec_unit_latency
+from rtl.vector import VectorUnit
 from sim.runner import SIMULATORS, SimulationFailed, run_cocotb
 
 TAG_WIDTH = 16
 
 
-@pytest.mark.parametrize("lanes", (1, 4))
-def test_vector_unit(simulator, lanes, seed):
+@pytest.mark.parametrize("lanes, mult_cycles", [(1, 1), (4, 1), (3, 4), (2, 32)])
+def test_vector_unit(simulator, lanes, mult_cycles, seed):
     """The cocotb bench; ``simulator`` (both, never skipped: a missing one raises
-    SimulatorMissing) and ``seed`` (--seed, LOCKSTEP_SEED or fixed) come from conftest.py."""
+    SimulatorMissing) and ``seed`` (--seed, LOCKSTEP_SEED or fixed) come from conftest.py.
+    K = 4 has 8-bit multiplier digits (seven shifted terms and the signed top one), K = 32
+    one-bit digits."""
     assert simulator in SIMULATORS
     try:
-        run_cocotb(lambda: VectorUnit(lanes, TAG_WIDTH), key=f"vector-w{lanes}",
+        run_cocotb(lambda: VectorUnit(lanes, TAG_WIDTH, mult_cycles=mult_cycles),
+                   key=f"vector-w{lanes}-k{mult_cycles}",
                    test_module="sim.benches.vector_bench", toplevel="vector",
-                   simulator=simulator, extra_env={"LOCKSTEP_LANES": lanes, "LOCKSTEP_SEED": seed})
+                   simulator=simulator,
+                   extra_env={"LOCKSTEP_LANES": lanes, "LOCKSTEP_MULT_CYCLES": mult_cycles,
+                              "LOCKSTEP_SEED": seed})
     except SimulationFailed as exc:
-        raise AssertionError(f"vector unit, {lanes} lane(s), on {simulator}: cocotb tests "
-                             f"failed with seed {seed} (rerun with --seed {seed}): {exc}"
-                             ) from exc
+        raise AssertionError(f"vector unit, {lanes} lane(s), {mult_cycles} cycle(s) per multiply, "
+                             f"on {simulator}: cocotb tests failed with seed {seed} "
+                             f"(rerun with --seed {seed}): {exc}") from exc
+
+
+@pytest.mark.parametrize("mult_cycles, latency", [(1, 5), (2, 5), (4, 7), (32, 35)])
+def test_latency_is_the_isa_one(mult_cycles, latency):
+    assert VectorUnit(2, 4, mult_cycles=mult_cycles).latency == latency
+    assert vec_unit_latency(mult_cycles) == latency
+    cfg = CoreConfig(rows=4, cols=4, vec_mult_cycles=mult_cycles)
+    assert vec_pipeline_depth(cfg) == READ_LATENCY + latency
 
 
 def test_interface_is_exactly_the_documented_one():
@@ -44,7 +58,6 @@ def test_interface_is_exactly_the_documented_one():
         "i": In(stream.Signature(i_layout, always_ready=True)),
         "o": Out(stream.Signature(o_layout, always_ready=True)),
     }).members
-    assert LATENCY == VEC_PIPELINE_DEPTH - 2 == 5
 
 
 def test_connects_to_an_always_ready_stream():
@@ -66,6 +79,10 @@ def test_connects_to_an_always_ready_stream():
     ({"lanes": 4, "tag_width": 0}, ValueError, "tag_width must be a positive integer, not 0"),
     ({"lanes": 4, "tag_width": "8"}, TypeError,
      "tag_width must be a positive integer, not '8'"),
+    ({"lanes": 4, "tag_width": 8, "mult_cycles": 3}, ValueError,
+     "mult_cycles must be one of 1, 2, 4, 8, 16, 32, not 3"),
+    ({"lanes": 4, "tag_width": 8, "mult_cycles": 64}, ValueError, "mult_cycles must be one of"),
+    ({"lanes": 4, "tag_width": 8, "mult_cycles": True}, ValueError, "not True"),
 ])
 def test_rejects_bad_parameters(kwargs, error, text):
     with pytest.raises(error, match=text):

@@ -1,10 +1,11 @@
 """cocotb testbench for :class:`rtl.vector.VectorUnit`.
 
-Environment: ``LOCKSTEP_LANES`` (W, as the design was built) and ``LOCKSTEP_SEED``. The tag width
-is read off the design's ports. The structure is the usual one: a driver puts vectors (or idle
-cycles) on ``i``, a monitor records every valid ``o`` with its cycle number, the model is
-:func:`sim.arith.requantize`, and a checker requires each result bit-exact, with its tag, exactly
-:data:`rtl.vector.LATENCY` cycles after its input, and no other valid output.
+Environment: ``LOCKSTEP_LANES`` (W) and ``LOCKSTEP_MULT_CYCLES`` (K), as the design was built, and
+``LOCKSTEP_SEED``. The tag width is read off the design's ports. With K > 1 the driver keeps
+valid inputs K cycles apart, as the unit requires. The structure is the usual one: a driver puts
+vectors (or idle cycles) on ``i``, a monitor records every valid ``o`` with its cycle number,
+the model is :func:`sim.arith.requantize`, and a checker requires each result bit-exact, with
+its tag, exactly :func:`rtl.isa.vec_unit_latency` cycles after its input, and no other valid output.
 """
 
 import itertools
@@ -19,10 +20,13 @@ from cocotb.clock import Clock
 from cocotb.triggers import ReadOnly, RisingEdge
 from cocotb.utils import get_sim_time
 
-from rtl.vector import LATENCY, input_layout, output_layout
+from rtl.isa import vec_unit_latency
+from rtl.vector import input_layout, output_layout
 from sim.arith import INT32_MAX, INT32_MIN, requantize
 
 LANES = int(os.environ.get("LOCKSTEP_LANES", "4"))
+MULT_CYCLES = int(os.environ.get("LOCKSTEP_MULT_CYCLES", "1"))
+LATENCY = vec_unit_latency(MULT_CYCLES)
 SEED = int(os.environ.get("LOCKSTEP_SEED", "1"))
 PERIOD_NS = 10
 MAX_REPORTED = 8   # mismatches listed in a failure message; the count is always given
@@ -101,7 +105,8 @@ class Bench:
         self._check_ports()
 
     def _fail(self, message):
-        raise AssertionError(f"[{self.test}, LOCKSTEP_SEED={SEED}, lanes={LANES}] {message}")
+        raise AssertionError(f"[{self.test}, LOCKSTEP_SEED={SEED}, lanes={LANES}, "
+                             f"mult_cycles={MULT_CYCLES}] {message}")
 
     def _check_ports(self):
         if self.tag_width < 1:
@@ -118,8 +123,8 @@ class Bench:
 
     async def start(self):
         dut = self.dut
-        dut._log.info("%s: LOCKSTEP_SEED=%d, lanes=%d, tag width %d",
-                      self.test, SEED, LANES, self.tag_width)
+        dut._log.info("%s: LOCKSTEP_SEED=%d, lanes=%d, mult_cycles=%d, tag width %d",
+                      self.test, SEED, LANES, MULT_CYCLES, self.tag_width)
         Clock(dut.clk, PERIOD_NS, unit="ns").start()
         dut.rst.value = 1
         dut.i__valid.value = 0
@@ -143,8 +148,10 @@ class Bench:
 
     async def drive(self, items, resets=()):
         """Drive ``items`` one per cycle; None is an idle cycle, in which the payload gets random
-        bits that must be ignored. ``resets`` are indices of items in whose cycle rst is high."""
+        bits that must be ignored. ``resets`` are indices of items in whose cycle rst is high.
+        With K > 1, K - 1 idle cycles follow each item (counted in the indices)."""
         dut = self.dut
+        items = spaced(items)
         for index, item in enumerate(items):
             await RisingEdge(dut.clk)
             dut.rst.value = int(index in resets)
@@ -195,6 +202,16 @@ class Bench:
 
 
 # -- stimulus ------------------------------------------------------------------------------------
+
+def spaced(items):
+    """``items`` with K - 1 idle cycles after each vector: the fastest a K-cycle unit takes."""
+    out = []
+    for item in items:
+        out.append(item)
+        if item is not None:
+            out.extend([None] * (MULT_CYCLES - 1))
+    return out
+
 
 def random_params(rng, tag_width):
     """The per-vector fields: zero point, clamp range (ordered) and tag."""
@@ -287,10 +304,11 @@ def chunks(lane_list, rng):
 
 @cocotb.test()
 async def test_random_back_to_back(dut):
-    """Random vectors on every cycle: bit-exact results, tags kept, exactly LATENCY cycles on."""
+    """Random vectors as fast as the unit takes them (every cycle, or every K): bit-exact
+    results, tags kept, exactly LATENCY cycles on."""
     bench = Bench(dut, "test_random_back_to_back")
     await bench.start()
-    items = [random_vector(bench.rng, bench.tag_width) for _ in range(600)]
+    items = [random_vector(bench.rng, bench.tag_width) for _ in range(max(150, 600 // MULT_CYCLES))]
     await bench.drive(items)
     bench.check()
 
@@ -348,6 +366,8 @@ async def test_reset_flushes(dut):
              for _ in range(200)]
     resets = {10, 11, 40, 41, 42, 43, 44, 45, 90}
     resets.update(rng.sample(range(100, 200), 8))
+    # Indices count the idle cycles a K-cycle unit needs between vectors: spread them as far.
+    resets = {r * MULT_CYCLES for r in resets}
     await bench.drive(items, resets=resets)
     dropped = sum(bench.dropped_by_reset(cycle) for cycle, _ in bench.sent)
     assert dropped > 0, "the reset cycles chosen drop nothing: the test tests nothing"
