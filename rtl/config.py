@@ -16,8 +16,10 @@ WAIT_FIELD_BITS = 16
 QADDR_FIELD_BITS = 12
 GROUP_FIELD_BITS = 4
 MAX_LANES = 64
-#: Cycles a vector lane may take per multiply: 1 (DSP multipliers) or 32 / bits per cycle.
-MULT_CYCLES_CHOICES = (1, 2, 4, 8, 16, 32)
+#: Cycles a vector lane may take per multiply: 1 (DSP multipliers) or 32 / bits per cycle (at
+#: least 4, so that a result's tag and parameters can be read from a register that the next
+#: input overwrites only K cycles later).
+MULT_CYCLES_CHOICES = (1, 4, 8, 16, 32)
 
 
 class ConfigError(ValueError):
@@ -51,7 +53,7 @@ class CoreConfig:
         LFE5U-85F's 156; with 3 lanes, 156.
     vec_mult_cycles : int
         K, cycles each vector lane spends on one 32 x 32 multiply: 1 (the default) is the
-        pipelined lane of four DSP multipliers; 2 to 32 (a power of two) is a lane that
+        pipelined lane of four DSP multipliers; 4 to 32 (a power of two) is a lane that
         multiplies serially in logic, 32 / K multiplier bits per cycle, and takes no DSP (on
         the UP5K the array needs all eight). A VEC row then takes :attr:`vec_row_cycles` =
         ``vec_steps * K`` cycles.

@@ -62,8 +62,9 @@ class LockstepCore(wiring.Component):
       s+i+2 (``isa.READ_LATENCY``), array output and accumulator read-add-write in
       s+i+2+``isa.array_latency`` (``isa.matmul_settle``);
     * VEC step j (row j // vec_steps) issued in cycle s+j*K (K = ``cfg.vec_mult_cycles``):
-      accumulator and parameter read in s+j*K, lane select, vector unit input in s+j*K+2,
-      activation write in s+j*K+``isa.vec_pipeline_depth`` (7 with K = 1; ``isa.vec_settle``);
+      accumulator and parameter read in s+j*K, lane select, vector unit input in s+j*K+2
+      (s+j*K+1 for a serial unit), activation write in s+j*K+``isa.vec_pipeline_depth`` (7
+      with K = 1; ``isa.vec_settle``);
     * weight loads: shadow row j written in s+1+C+j (rtl/loader.py, started s+1 like the swap).
     """
 
@@ -200,11 +201,14 @@ class LockstepCore(wiring.Component):
         vec = seq.vec
         v_valid = _delay(m, vec.valid, 1, "vec_valid")
         v_tag = _delay(m, vec.payload, 1, "vec_tag")
-        # What the vector unit takes is registered (isa.READ_LATENCY), for the same reason as the
-        # activations: the accumulator SRAM's output goes through the lane select first.
+        # What a DSP vector unit takes is registered (isa.READ_LATENCY), for the same reason as
+        # the activations: the accumulator SRAM's output goes through the lane select first. A
+        # serial unit's first stage holds its input for K cycles anyway, and its clock is a
+        # small FPGA's: it takes the SRAM's output directly (isa.vec_pipeline_depth).
         vin = Signal(vector.i.payload.shape())
         assert READ_LATENCY == 2, "the vector unit's input is one register after the SRAM"
-        m.d.sync += [vector.i.payload.eq(vin), vector.i.valid.eq(v_valid)]
+        vec_domain = m.d.sync if cfg.vec_mult_cycles == 1 else m.d.comb
+        vec_domain += [vector.i.payload.eq(vin), vector.i.valid.eq(v_valid)]
 
         # A VEC row's lanes are processed vec_lanes at a time: "slots" of vec_lanes channels
         # index the accumulator row (C channels) and the activation row (R bytes). When

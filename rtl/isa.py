@@ -238,9 +238,11 @@ def vec_unit_latency(mult_cycles):
 
 
 def vec_pipeline_depth(cfg):
-    """Cycles from a VEC step's accumulator read to its activation write landing: the read and
-    its register (READ_LATENCY), then the vector unit (7 with DSP multipliers)."""
-    return READ_LATENCY + vec_unit_latency(cfg.vec_mult_cycles)
+    """Cycles from a VEC step's accumulator read to its activation write landing: the read,
+    then the vector unit, 7 in all with DSP multipliers, whose input is registered
+    (READ_LATENCY); a serial lane takes the SRAM's output directly: K + 4."""
+    k = cfg.vec_mult_cycles
+    return (READ_LATENCY if k == 1 else 1) + vec_unit_latency(k)
 
 
 def load_cost(cfg):

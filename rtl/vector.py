@@ -140,18 +140,16 @@ class VectorUnit(wiring.Component):
             "saturate": data.ArrayLayout(unsigned(1), self.lanes),
             "side": self._side,
         }), reset_less=True)
-        latency = self.latency
-        valid = Signal(latency)   # valid[k]: an input is k + 1 cycles old; the only reset bits
-
-        m.d.sync += valid.eq(valid << 1 | self.i.valid)
         if self.mult_cycles == 1:
-            self._dsp_product(m, s2)
+            s2_valid = self._dsp_product(m, s2)
         else:
-            self._serial_product(m, s2, valid)
-        s4 = self._round_shift_clamp(m, s2)
+            s2_valid = self._serial_product(m, s2)
+        # s3 and s4 follow s2: valid bits for them, the only other bits with a reset.
+        post = Signal(2)
+        m.d.sync += post.eq(Cat(s2_valid, post[0]))
         m.d.comb += [
-            self.o.valid.eq(valid[latency - 1]),
-            self.o.payload.eq(s4),
+            self.o.valid.eq(post[1]),
+            self.o.payload.eq(self._round_shift_clamp(m, s2)),
         ]
         return m
 
@@ -161,7 +159,10 @@ class VectorUnit(wiring.Component):
         return [getattr(dst, name).eq(getattr(src, name)) for name, _ in self._side]
 
     def _dsp_product(self, m, s2):
-        """Stages 1 to 3 with four DSP multipliers per lane: s2 three cycles after the input."""
+        """Stages 1 to 3 with four DSP multipliers per lane: s2 three cycles after the input.
+        Returns the valid bit of s2."""
+        valid = Signal(3)
+        m.d.sync += valid.eq(Cat(self.i.valid, valid[:2]))
         s1 = Signal(data.StructLayout({
             "x": data.ArrayLayout(signed(32), self.lanes),
             "mult": data.ArrayLayout(signed(32), self.lanes),
@@ -208,20 +209,35 @@ class VectorUnit(wiring.Component):
                               + partials.ll[j]),
                 s2.saturate[j].eq(partials.saturate[j]),
             ]
+        return valid[2]
 
-    def _serial_product(self, m, s2, valid):
+    def _serial_product(self, m, s2):
         """Stage 1 and a K-cycle shift-and-add multiply per lane, in logic: s2 K + 1 cycles after
-        the input. ``valid`` is the unit's valid shift register."""
+        the input. Returns the valid bit of s2."""
         k = self.mult_cycles
         b = 32 // k                  # multiplier bits per cycle
-        last = valid[k - 1]          # the K-th multiply cycle: the top digit, which is signed
         p = self.i.payload
 
-        # Stage 1 loads only with a valid input and holds through the multiply.
+        # Which multiply cycle it is: a counter rather than a K-bit valid shift register.
+        running = Signal()           # reset: a multiply in flight is dropped
+        count = Signal(range(k))
+        last = Signal()              # the K-th multiply cycle: the top digit, which is signed
+        s2_valid = Signal()
+        m.d.comb += last.eq(running & (count == k - 1))
+        m.d.sync += [count.eq(count + 1), s2_valid.eq(last)]
+        with m.If(self.i.valid):
+            m.d.sync += [running.eq(1), count.eq(0)]
+        with m.Elif(last):
+            m.d.sync += running.eq(0)
+
+        # Stage 1 loads only with a valid input and holds through the multiply. The side fields
+        # move on with the product, and stay there for the K cycles (K >= 4) until the next one:
+        # stages 4 and 5 read them there instead of from copies of their own.
         side = Signal(self._side, reset_less=True)
         with m.If(self.i.valid):
             m.d.sync += self._load_side(side, p)
-        m.d.sync += s2.side.eq(side)
+        with m.If(last):
+            m.d.sync += s2.side.eq(side)
 
         for j in range(self.lanes):
             x = Signal(signed(32), name=f"x{j}", reset_less=True)
@@ -256,15 +272,24 @@ class VectorUnit(wiring.Component):
                 s2.prod[j].eq(Cat(low, step)[:64].as_signed()),
                 s2.saturate[j].eq((x == INT32_MIN) & mult_min),
             ]
+        return s2_valid
 
     def _round_shift_clamp(self, m, s2):
-        """Stages 4 and 5 from the product register ``s2``; returns the output register."""
+        """Stages 4 and 5 from the product register ``s2``; returns the output: the stage 5
+        register, and the tag from a register (its own, or the serial unit's s2)."""
         s3 = Signal(data.StructLayout({
             "y": data.ArrayLayout(signed(33), self.lanes),
             "side": self._side,
         }), reset_less=True)
         s4 = Signal(output_layout(self.lanes, self.tag_width), reset_less=True)
-        m.d.sync += [s3.side.eq(s2.side), s4.tag.eq(s3.side.tag)]
+        if self.mult_cycles == 1:
+            m.d.sync += [s3.side.eq(s2.side), s4.tag.eq(s3.side.tag)]
+            out = s4
+        else:
+            # s2.side holds until the next product, K >= 4 cycles on: no copies needed.
+            m.d.comb += s3.side.eq(s2.side)
+            out = Signal.like(s4)
+            m.d.comb += [out.data.eq(s4.data), out.tag.eq(s2.side.tag)]
 
         for j in range(self.lanes):
             # Stage 4, SRDHM: gemmlowp computes (ab + nudge) / 2**31 truncating toward zero, with
@@ -296,4 +321,4 @@ class VectorUnit(wiring.Component):
             lo, hi = s3.side.clamp_min, s3.side.clamp_max
             # Both compares look at biased, not one at the other's result: they run in parallel.
             m.d.sync += s4.data[j].eq(Mux(biased < lo, lo, Mux(biased > hi, hi, biased)))
-        return s4
+        return out
