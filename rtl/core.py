@@ -27,6 +27,35 @@ def _delay(m, value, cycles, name):
     return value
 
 
+#: Slots of a block-RAM delay line: one iCE40 block RAM of 16-bit words, far more than any
+#: array's latency.
+RING_DEPTH = 256
+
+
+def _ram_delay(m, value, cycles, name):
+    """``value`` delayed by ``cycles``, like :func:`_delay`, but through a ring of block RAM
+    (written every cycle, read ``cycles - 2`` slots behind, the read data registered) rather than
+    ``cycles`` registers: flip-flops are what a UP5K runs out of. The output is 0 until
+    ``cycles`` cycles after reset, so that stale slots never look like valid entries."""
+    if cycles < 4:
+        return _delay(m, value, cycles, name)
+    assert cycles <= RING_DEPTH
+    ring = Memory(shape=unsigned(len(value)), depth=RING_DEPTH, init=[])
+    m.submodules[f"{name}_ring"] = ring
+    wr, rd = ring.write_port(), ring.read_port()
+    slot = Signal(range(RING_DEPTH), name=f"{name}_slot")
+    primed = Signal(name=f"{name}_primed")
+    out = Signal(len(value), name=f"{name}_out", reset_less=True)
+    m.d.sync += [slot.eq(slot + 1), out.eq(rd.data)]
+    with m.If(slot == cycles - 1):
+        m.d.sync += primed.eq(1)
+    m.d.comb += [
+        wr.addr.eq(slot), wr.data.eq(value), wr.en.eq(1),
+        rd.addr.eq(slot - (cycles - 2)),
+    ]
+    return Mux(primed, out, 0)
+
+
 def _times(value, factor):
     """``value * factor`` for a constant ``factor``, as shifts and adds (a ``*`` could be given
     a DSP multiplier, and the array needs every one)."""
@@ -175,11 +204,11 @@ class LockstepCore(wiring.Component):
         # Everything but the last forward is decided in cycle W-1, off the adder's path (and the
         # read port is a plain one: a transparent one compares addresses on the path).
         latency = READ_LATENCY + array.latency - 2
-        tag_valid = _delay(m, mm.valid, latency, "acc_tag_valid")
-        tag_addr = _delay(m, mm.payload.acc_addr, latency, "acc_tag_addr")
+        tag = _ram_delay(m, Cat(mm.valid, mm.payload.accumulate, mm.payload.acc_addr), latency,
+                         "acc_tag")
+        tag_valid, tag_accumulate, tag_addr = tag[0], tag[1], tag[2:]
         next_addr = _delay(m, tag_addr, 1, "acc_next_addr")          # written in W, seen in W-1
-        next_accumulate = _delay(m, _delay(m, mm.payload.accumulate, latency, "acc_tag_acc"), 1,
-                                 "acc_next_acc")
+        next_accumulate = _delay(m, tag_accumulate, 1, "acc_next_acc")
         wr_addr = _delay(m, next_addr, 1, "acc_wr_addr")
         written = _delay(m, acc_w.data, 1, "acc_written")     # what the previous cycle wrote
         wrote = _delay(m, array.y.valid, 1, "acc_wrote")
