@@ -7,12 +7,13 @@ only by :meth:`Board.platform` (boards/build.py), so ``BOARDS`` imports without 
 Each board runs the core straight from its own oscillator (no PLL), at a clock the measured
 builds meet (``lockstep build --board NAME`` reports the achieved Fmax):
 
-* iCEBreaker (iCE40UP5K, 12 MHz): a 2x4 array on 4 SB_MAC16, two PEs to each (the array's
-  explicit instances, rtl/array.py), and one vector lane on the DSPs ``synth_ice40 -dsp`` infers;
-  routed at ~30.7 MHz in 4479/5280 LCs and 23/30 EBRs. A 2x6 array (12 MACs) needs 5559 LCs and
-  does not fit; 16 MACs would need all 8 SB_MAC16 for the array and a vector unit without DSPs
-  (docs/benchmarks.md). Arrays with inferred multipliers must keep one row: ``synth_ice40 -dsp``
-  (Yosys 0.70) packs a multi-row array's generic multipliers into a wrong netlist.
+* iCEBreaker (iCE40UP5K, 12 MHz): an 8x2 array, 16 MACs on all 8 SB_MAC16, two PEs to each
+  (the array's explicit instances, rtl/array.py), and one vector lane with a serial multiplier
+  in logic (``vec_mult_cycles`` = 32: a VEC row takes 2 x 32 cycles); routed at 21.5 MHz in
+  5259/5280 LCs and 25/30 EBRs. The 2x4 array it replaces (8 MACs, its vector lane on two
+  DSPs) routed at 32.7 MHz in 4485 LCs: half the MACs at 1.5 times the clock
+  (docs/benchmarks.md). Arrays with inferred multipliers must keep one row: ``synth_ice40
+  -dsp`` (Yosys 0.70) packs a multi-row array's generic multipliers into a wrong netlist.
 * ULX3S 85F (LFE5U-85F, 25 MHz): a 12x12 array (144 MULT18X18D) with 3 vector lanes (12 more,
   156/156), each VEC row taking 4 cycles; routed at 55.0 MHz in 11.9k LUTs and 112/208 DP16KD,
   but nextpnr-ecp5 needs about 40 minutes for it (docs/benchmarks.md).
@@ -77,8 +78,8 @@ class Board:
 BOARDS = {
     "icebreaker": Board(
         "icebreaker", "iCE40UP5K",
-        CoreConfig(rows=2, cols=4, vec_lanes=1, act_depth=512, wgt_depth=256, acc_depth=256,
-                   qparam_depth=16, prog_depth=256),
+        CoreConfig(rows=8, cols=2, vec_lanes=1, vec_mult_cycles=32, act_depth=512,
+                   wgt_depth=256, acc_depth=256, qparam_depth=16, prog_depth=256),
         clock_mhz=12.0,
         platform_path="amaranth_boards.icebreaker:ICEBreakerPlatform",
         synth_opts="-dsp",

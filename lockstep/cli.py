@@ -43,6 +43,10 @@ def add_config_arguments(parser):
     parser.add_argument("--vec-lanes", dest="vec_lanes", type=int, default=None,
                         help="vector unit lanes; fewer take several cycles per VEC row "
                         "(default min(rows, cols))")
+    parser.add_argument("--vec-mult-cycles", dest="vec_mult_cycles", type=int,
+                        default=defaults.vec_mult_cycles,
+                        help="cycles per requantisation multiply: 1 (DSP multipliers) or 4, 8, "
+                        "16, 32 (serial, in logic) (default 1)")
 
 
 def config_from_args(args):
@@ -205,17 +209,32 @@ def _board(name):
         raise UserError(str(exc)) from None
 
 
-def build_core(board, rows=None, cols=None, vec_lanes=None):
-    """The board's core with its array shape overridden by ``rows``/``cols``/``vec_lanes``
-    (each optional; a new shape without ``vec_lanes`` gets min(rows, cols) lanes), every other
-    parameter kept; None when none is given. ConfigError for an invalid shape."""
+def build_core(board, rows=None, cols=None, vec_lanes=None, vec_mult_cycles=None):
+    """The board's core with its array shape overridden by ``rows``/``cols``/``vec_lanes``/
+    ``vec_mult_cycles`` (each optional; a new shape without ``vec_lanes`` gets min(rows, cols)
+    lanes), every other parameter kept; None when none is given. ConfigError for an invalid
+    shape."""
     from dataclasses import replace
-    if rows is None and cols is None and vec_lanes is None:
+    if rows is None and cols is None and vec_lanes is None and vec_mult_cycles is None:
         return None
+    core = board.core
+    if vec_mult_cycles is not None:
+        core = replace(core, vec_mult_cycles=vec_mult_cycles)
     if rows is None and cols is None:
-        return replace(board.core, vec_lanes=vec_lanes)
-    return replace(board.core, rows=board.core.rows if rows is None else rows,
-                   cols=board.core.cols if cols is None else cols, vec_lanes=vec_lanes)
+        return replace(core, vec_lanes=core.vec_lanes if vec_lanes is None else vec_lanes)
+    return replace(core, rows=core.rows if rows is None else rows,
+                   cols=core.cols if cols is None else cols, vec_lanes=vec_lanes)
+
+
+def shape_name(core):
+    """``RxC``, with ``vL`` when the vector unit has fewer lanes than min(R, C) and ``sK`` when
+    its multipliers are serial: the name of a build folder and of a benchmark row."""
+    name = f"{core.rows}x{core.cols}"
+    if core.vec_lanes != core.lanes:
+        name += f"v{core.vec_lanes}"
+    if core.vec_mult_cycles != 1:
+        name += f"s{core.vec_mult_cycles}"
+    return name
 
 
 def cmd_build(args):
@@ -224,12 +243,11 @@ def cmd_build(args):
     from boards.build import BuildError
     from boards.build import build as build_board
     board = _board(args.board)
-    core = build_core(board, args.rows, args.cols, args.vec_lanes)
+    core = build_core(board, args.rows, args.cols, args.vec_lanes, args.vec_mult_cycles)
     build_dir = args.build_dir
     if build_dir is None and core is not None:
         # Not the board's own folder: `lockstep flash` takes its bitstream from there.
-        lanes = f"v{core.vec_lanes}" if core.vec_lanes != core.lanes else ""
-        build_dir = Path("build") / "boards" / f"{board.name}-{core.rows}x{core.cols}{lanes}"
+        build_dir = Path("build") / "boards" / f"{board.name}-{shape_name(core)}"
     try:
         report = build_board(args.board, build_dir=build_dir, tools=args.tools,
                              seed=args.seed, progress=sys.stderr, core=core)
@@ -337,12 +355,14 @@ def build_parser():
     bld.add_argument("--tools", choices=("auto", "yowasp", "system"), default="auto",
                      help="YoWASP (pip) or system tools; auto prefers YoWASP (default auto)")
     bld.add_argument("--build-dir", help="build folder (default build/boards/BOARD, or "
-                     "build/boards/BOARD-RxC with --rows/--cols)")
+                     "build/boards/BOARD-RxC[vL][sK] with a shape of its own)")
     bld.add_argument("--rows", type=int, help="array rows R instead of the board's own "
                      "(the other core parameters are the board's)")
     bld.add_argument("--cols", type=int, help="array columns C instead of the board's own")
     bld.add_argument("--vec-lanes", type=int, help="vector unit lanes instead of the board's "
                      "own (default with --rows/--cols: min(rows, cols))")
+    bld.add_argument("--vec-mult-cycles", type=int, help="cycles per requantisation multiply "
+                     "instead of the board's own: 1 (DSP) or 4, 8, 16, 32 (serial, in logic)")
     bld.set_defaults(func=cmd_build)
 
     fl = sub.add_parser("flash", help="program a board with its bitstream")

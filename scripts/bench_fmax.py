@@ -43,8 +43,13 @@ from benchlib import (
 from boards.build import RESOURCE_KINDS
 from boards.catalog import BOARDS
 
-DEFAULT_SHAPES = {"icebreaker": "1x2,2x2,2x4v1", "ulx3s-85f": "4x4,8x8,12x12v3"}
+DEFAULT_SHAPES = {"icebreaker": "1x2,2x2,2x4v1,8x2v1s32", "ulx3s-85f": "4x4,8x8,12x12v3"}
 SUMMARY = "build-summary.json"   # `lockstep build --report-json` in each build folder
+
+
+def _name(record):
+    return shape_name(record["rows"], record["cols"], record.get("vec_lanes"),
+                      record.get("vec_mult_cycles"))
 
 
 def _resource(utilization, kind):
@@ -55,7 +60,7 @@ def _resource(utilization, kind):
 
 
 def build_one(board, rows, cols, build_dir, seed=1, tools="auto", timeout=None,
-              progress=sys.stderr, vec_lanes=None):
+              progress=sys.stderr, vec_lanes=None, mult_cycles=1):
     """Run one ``lockstep build`` and return its figures as a dict (never raises for a build
     that fails: ``status`` and ``error`` say what happened)."""
     board_info = BOARDS[board]
@@ -65,11 +70,12 @@ def build_one(board, rows, cols, build_dir, seed=1, tools="auto", timeout=None,
     summary.unlink(missing_ok=True)
     argv = [sys.executable, "-m", "lockstep.cli", "build", "--board", board,
             "--rows", str(rows), "--cols", str(cols), "--seed", str(seed), "--tools", tools,
-            "--build-dir", str(build_dir), "--report-json", str(summary)]
+            "--build-dir", str(build_dir), "--report-json", str(summary),
+            "--vec-mult-cycles", str(mult_cycles)]
     if vec_lanes:
         argv += ["--vec-lanes", str(vec_lanes)]
     record = {"board": board, "part": board_info.part, "rows": rows, "cols": cols,
-              "vec_lanes": vec_lanes or min(rows, cols),
+              "vec_lanes": vec_lanes or min(rows, cols), "vec_mult_cycles": mult_cycles,
               "macs_per_cycle": rows * cols, "seed": seed, "target_mhz": board_info.clock_mhz,
               "build_dir": str(build_dir)}
     started = time.monotonic()
@@ -82,7 +88,7 @@ def build_one(board, rows, cols, build_dir, seed=1, tools="auto", timeout=None,
         for line in proc.stderr:
             lines.append(line.rstrip("\n"))
             if progress is not None:
-                name = shape_name(rows, cols, vec_lanes)
+                name = shape_name(rows, cols, vec_lanes, mult_cycles)
                 print(f"  [{board} {name}] {line.rstrip()}", file=progress, flush=True)
 
     reader = threading.Thread(target=pump, daemon=True)
@@ -155,7 +161,7 @@ def table(results):
         gmacs = "-" if r.get("peak_gmacs") is None else f"{r['peak_gmacs']:.3f}"
         status = r["status"] + (f": {r['error']}" if r.get("error") and r["status"] != "ok"
                                 and r["status"] != "timing failed" else "")
-        rows.append([r["board"], r["part"], shape_name(r["rows"], r["cols"], r.get("vec_lanes")),
+        rows.append([r["board"], r["part"], _name(r),
                      r["macs_per_cycle"], fmax, f"{r['target_mhz']:g}", _used(r.get("logic")),
                      _used(r.get("dsp")), _used(r.get("bram")), gmacs,
                      f"{r['build_seconds']:.0f}", status[:90]])
@@ -180,7 +186,7 @@ def plot(results, out_dir):
         top.axhline(rs[0]["target_mhz"], color="grey", ls="--",
                     label=f"board clock {rs[0]['target_mhz']:g} MHz")
         for r, xi in zip(rs, x, strict=True):
-            top.annotate(shape_name(r["rows"], r["cols"], r.get("vec_lanes")), (xi, r["fmax_mhz"]),
+            top.annotate(_name(r), (xi, r["fmax_mhz"]),
                          textcoords="offset points", xytext=(4, 6), fontsize=8)
         top.set_ylabel("Fmax (MHz)")
         top.set_ylim(0, 1.2 * max(max(r["fmax_mhz"] for r in rs), rs[0]["target_mhz"]))
@@ -207,7 +213,7 @@ def plot(results, out_dir):
         failed = [r for r in results if r["board"] == board and not r.get("fmax_mhz")]
         if failed:
             fig.text(0.01, 0.005, "no result: " + "; ".join(
-                f"{shape_name(r['rows'], r['cols'], r.get('vec_lanes'))} ({r['status']})"
+                f"{_name(r)} ({r['status']})"
                 for r in failed),
                 fontsize=7, color="red")
         fig.tight_layout(rect=(0, 0.02 if failed else 0, 1, 1))
@@ -245,13 +251,14 @@ def main(argv=None):
             parser.error(str(exc))
         data = {"benchmark": "fmax", "seed": args.seed, "tools": args.tools, "results": []}
         results = data["results"]
-        for i, (board, (rows, cols, lanes)) in enumerate(plan):
+        for i, (board, (rows, cols, lanes, mult)) in enumerate(plan):
             print(f"[{i + 1}/{len(plan)}] lockstep build --board {board} --rows {rows} "
                   f"--cols {cols}" + (f" --vec-lanes {lanes}" if lanes else "")
-                  + f" --seed {args.seed}", file=sys.stderr, flush=True)
-            build_dir = Path(args.build_root) / f"{board}-{shape_name(rows, cols, lanes)}"
+                  + f" --vec-mult-cycles {mult} --seed {args.seed}", file=sys.stderr, flush=True)
+            build_dir = Path(args.build_root) / f"{board}-{shape_name(rows, cols, lanes, mult)}"
             results.append(build_one(board, rows, cols, build_dir, seed=args.seed,
-                                     tools=args.tools, timeout=args.timeout, vec_lanes=lanes))
+                                     tools=args.tools, timeout=args.timeout, vec_lanes=lanes,
+                                     mult_cycles=mult))
             if args.json and args.json != "-":
                 emit_json(args.json, data)
     for line in table(results):

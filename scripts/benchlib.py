@@ -17,22 +17,27 @@ __all__ = ["add_json_argument", "board_shapes", "emit_json", "format_table", "lo
            "shape_name"]
 
 
-def shape_name(rows, cols, vec_lanes=None):
-    """``"4x4"``, or ``"12x12v3"`` for a core with 3 vector lanes (fewer than min(R, C))."""
+def shape_name(rows, cols, vec_lanes=None, mult_cycles=None):
+    """``"4x4"``, ``"12x12v3"`` for a core with 3 vector lanes (fewer than min(R, C)), and
+    ``"8x2v1s32"`` when they multiply serially in 32 cycles (``lockstep.cli.shape_name``)."""
     lanes = f"v{vec_lanes}" if vec_lanes and vec_lanes != min(rows, cols) else ""
-    return f"{rows}x{cols}{lanes}"
+    serial = f"s{mult_cycles}" if mult_cycles and mult_cycles != 1 else ""
+    return f"{rows}x{cols}{lanes}{serial}"
 
 
 def parse_build_shapes(text):
-    """``"2x4v1,12x12v3,4x4"`` -> ``[(2, 4, 1), (12, 12, 3), (4, 4, None)]``: array shapes with
-    an optional vector lane count; ValueError (one line) otherwise."""
+    """``"2x4v1,12x12v3,4x4,8x2v1s32"`` -> ``[(2, 4, 1, 1), (12, 12, 3, 1), (4, 4, None, 1),
+    (8, 2, 1, 32)]``: array shapes with an optional vector lane count and serial multiply
+    cycles (1, DSP multipliers, without ``sK``); ValueError (one line) otherwise."""
     shapes = []
     for part in text.split(","):
-        match = re.fullmatch(r"\s*(\d+)\s*[xX]\s*(\d+)\s*(?:[vV](\d+))?\s*", part)
+        match = re.fullmatch(r"\s*(\d+)\s*[xX]\s*(\d+)\s*(?:[vV](\d+))?\s*(?:[sS](\d+))?\s*",
+                             part)
         if not match:
-            raise ValueError(f"a shape is ROWSxCOLS[vLANES] (e.g. 4x4 or 12x12v3), "
-                             f"not {part.strip()!r}")
-        shapes.append((int(match[1]), int(match[2]), int(match[3]) if match[3] else None))
+            raise ValueError(f"a shape is ROWSxCOLS[vLANES][sCYCLES] (e.g. 4x4, 12x12v3 or "
+                             f"8x2v1s32), not {part.strip()!r}")
+        shapes.append((int(match[1]), int(match[2]), int(match[3]) if match[3] else None,
+                       int(match[4]) if match[4] else 1))
     return shapes
 
 

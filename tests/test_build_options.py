@@ -59,6 +59,15 @@ def test_one_of_rows_cols_keeps_the_other(fake_build, tmp_path):
     assert call["build_dir"] == str(tmp_path / "b")
 
 
+def test_vec_mult_cycles_overrides_only_the_vector_multiplier(fake_build):
+    assert cli.main(["build", "--board", "ulx3s-85f", "--vec-mult-cycles", "32"]) == 0
+    (call,) = fake_build
+    own = get_board("ulx3s-85f").core
+    assert call["core"] == replace(own, vec_mult_cycles=32)
+    assert Path(call["build_dir"]) == Path(
+        f"build/boards/ulx3s-85f-{own.rows}x{own.cols}v{own.vec_lanes}s32")
+
+
 def test_without_rows_cols_the_board_core_is_built(fake_build):
     assert cli.main(["build", "--board", "icebreaker"]) == 0
     (call,) = fake_build

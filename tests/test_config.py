@@ -21,6 +21,10 @@ from rtl.hostmap import HostMap, Reg, Region
     (dict(rows=8, cols=8, vec_lanes=0), "vec_lanes must divide"),
     (dict(rows=12, cols=12, vec_lanes=4), "must be a power of two, not 12 / 4 = 3"),
     (dict(vec_lanes=2.0), "vec_lanes must be an integer"),
+    (dict(vec_mult_cycles=2), "vec_mult_cycles must be one of 1, 4, 8, 16, 32, not 2"),
+    (dict(vec_mult_cycles=0), "vec_mult_cycles must be one of"),
+    (dict(vec_mult_cycles=64), "vec_mult_cycles must be one of"),
+    (dict(vec_mult_cycles=True), "vec_mult_cycles must be an integer"),
 ])
 def test_invalid_configurations_are_refused_with_one_line(kwargs, message):
     with pytest.raises(ConfigError, match=message) as info:
@@ -47,6 +51,18 @@ def test_vector_lanes_and_steps(rows, cols, vec_lanes, steps):
     assert cfg.vec_lanes == (vec_lanes or min(rows, cols)) and cfg.vec_steps == steps
     assert CoreConfig.from_dict(cfg.to_dict()) == cfg
     assert (f"_v{vec_lanes}" in cfg.name) == (steps > 1)
+
+
+@pytest.mark.parametrize("vec_lanes, mult_cycles, row_cycles, suffix", [
+    (None, 1, 1, ""), (1, 1, 2, "_v1"), (None, 32, 32, "_s32"), (1, 4, 8, "_v1_s4")])
+def test_serial_multiplier_row_cycles_and_name(vec_lanes, mult_cycles, row_cycles, suffix):
+    cfg = CoreConfig(rows=8, cols=2, vec_lanes=vec_lanes, vec_mult_cycles=mult_cycles)
+    assert cfg.vec_row_cycles == row_cycles == cfg.vec_steps * mult_cycles
+    assert cfg.name.endswith("_p512" + suffix)
+    assert CoreConfig.from_dict(cfg.to_dict()) == cfg
+    # A configuration written before the field existed still loads, with DSP multipliers.
+    old = {k: v for k, v in cfg.to_dict().items() if k != "vec_mult_cycles"}
+    assert CoreConfig.from_dict(old).vec_mult_cycles == 1
 
 
 def test_host_map_addresses_are_unique_and_bounded():
