@@ -229,7 +229,10 @@ class LockstepCore(wiring.Component):
         # -- vector path: acc + qparams -> vector unit -> activation write -----------------------
         vec = seq.vec
         v_valid = _delay(m, vec.valid, 1, "vec_valid")
-        v_tag = _delay(m, vec.payload, 1, "vec_tag")
+        # The fields, in the cycle its SRAM reads come back. A serial unit's step holds
+        # them for K >= 4 cycles (the sequencer's payload comes from registers that move only
+        # when the next step is issued): no copy needed.
+        v_tag = _delay(m, vec.payload, 1, "vec_tag") if cfg.vec_mult_cycles == 1 else vec.payload
         # What a DSP vector unit takes is registered (isa.READ_LATENCY), for the same reason as
         # the activations: the accumulator SRAM's output goes through the lane select first. A
         # serial unit's first stage holds its input for K cycles anyway, and its clock is a
@@ -316,13 +319,19 @@ class LockstepCore(wiring.Component):
             loader.rd_data.eq(wgt_r.data),
         ]
 
-        # -- host reads: one cycle of latency ----------------------------------------------------
+        # -- host reads: two cycles of latency ---------------------------------------------------
+        # The SRAM word is selected in the cycle after the read and registered here, next to
+        # the SRAMs: a block RAM's output must not travel to the host link in the same cycle.
         r_region = Signal(REGION_BITS)
         r_word = Signal(hmap.word_bits)
         r_hit = Signal()
         r_reg = Signal(DATA_BITS)
+        r_data = Signal(DATA_BITS)
+        r_valid = Signal()
         m.d.sync += [
-            host.r_valid.eq(host.r_en),
+            r_valid.eq(host.r_en),
+            host.r_valid.eq(r_valid),
+            host.r_data.eq(r_data),
             r_region.eq(region),
             r_word.eq(word),
             r_hit.eq(host.r_en & Cat(host_hits(r) for r in Region).any()
@@ -352,15 +361,15 @@ class LockstepCore(wiring.Component):
         with m.If(r_hit):
             with m.Switch(r_region):
                 with m.Case(Region.CTRL):
-                    m.d.comb += host.r_data.eq(r_reg)
+                    m.d.comb += r_data.eq(r_reg)
                 with m.Case(Region.PROG):
-                    m.d.comb += host.r_data.eq(prog_r.data.word_select(r_word, 32))
+                    m.d.comb += r_data.eq(prog_r.data.word_select(r_word, 32))
                 with m.Case(Region.ACT):
-                    m.d.comb += host.r_data.eq(_padded(act_r.data, 32).word_select(r_word, 32))
+                    m.d.comb += r_data.eq(_padded(act_r.data, 32).word_select(r_word, 32))
                 with m.Case(Region.WGT):
-                    m.d.comb += host.r_data.eq(_padded(wgt_r.data, 32).word_select(r_word, 32))
+                    m.d.comb += r_data.eq(_padded(wgt_r.data, 32).word_select(r_word, 32))
                 with m.Case(Region.ACC):
-                    m.d.comb += host.r_data.eq(acc_r.data.word_select(r_word, 32))
+                    m.d.comb += r_data.eq(acc_r.data.word_select(r_word, 32))
                 with m.Case(Region.QPARAM):
-                    m.d.comb += host.r_data.eq(qparam_word)
+                    m.d.comb += r_data.eq(qparam_word)
         return m

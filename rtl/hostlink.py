@@ -88,7 +88,7 @@ class HostLink(wiring.Component):
     executed and answered, received bytes are dropped.
 
     Timing: a WRITE of n words takes 2n cycles on the bus after its last CRC byte (one buffer
-    read, one bus write per word); a READ reads each word (one bus cycle, data one cycle later)
+    read, one bus write per word); a READ reads each word (one bus cycle, data two cycles later)
     just before its four bytes are sent, so the response streams at the full line rate. The
     response's SYNC leaves the transmitter 2 (READ, PING, errors) or 2n + 2 (WRITE) cycles after
     the request's last byte was received.
@@ -285,8 +285,11 @@ class HostLink(wiring.Component):
                     m.next = "READ_WAIT"
 
             with m.State("READ_WAIT"):
-                m.d.sync += word.eq(bus.r_data)   # r_valid: exactly one cycle after r_en
-                m.next = "SEND_WORD"
+                # hostbus.READ_LATENCY cycles after r_en; the transmitter is still busy with the
+                # previous byte, so the wait costs the line nothing.
+                with m.If(bus.r_valid):
+                    m.d.sync += word.eq(bus.r_data)
+                    m.next = "SEND_WORD"
 
             with m.State("SEND_WORD"):
                 transmit(word[:8], "SEND_WORD")

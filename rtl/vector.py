@@ -86,7 +86,7 @@ class VectorUnit(wiring.Component):
     Timing
     ------
     A vector with ``i.valid`` set in cycle ``t`` appears on ``o`` with ``o.valid`` set in cycle
-    ``t + latency`` (``isa.vec_unit_latency(K)``: 5 for K = 1, K + 3 otherwise), for that one
+    ``t + latency`` (``isa.vec_unit_latency(K)``: 5 for K = 1, K + 4 otherwise), for that one
     cycle: the payload registers load every cycle, so ``o.payload`` means nothing while
     ``o.valid`` is low. Throughput is one vector per K cycles. ``o.valid`` and ``o.payload``
     come straight from registers. Reset clears the valid bits only, so vectors in flight during
@@ -104,7 +104,7 @@ class VectorUnit(wiring.Component):
     With a serial multiplier, stage 1 holds its registers for the K cycles that follow, in
     which the product is built 32 / K multiplier bits at a time (shift and add, the last
     multiplier digit signed); the K-th of them writes the 64-bit product (stage 3 above), and
-    stages 4 and 5 follow.
+    stage 4 follows, then stage 5 in two: the shift, then the zero point and the clamp.
     """
 
     def __init__(self, lanes, tag_width, mult_cycles=1):
@@ -144,11 +144,12 @@ class VectorUnit(wiring.Component):
             s2_valid = self._dsp_product(m, s2)
         else:
             s2_valid = self._serial_product(m, s2)
-        # s3 and s4 follow s2: valid bits for them, the only other bits with a reset.
-        post = Signal(2)
-        m.d.sync += post.eq(Cat(s2_valid, post[0]))
+        # s3 and s4 (and a serial unit's extra stage 5) follow s2: valid bits for them, the only
+        # other bits with a reset.
+        post = Signal(2 if self.mult_cycles == 1 else 3)
+        m.d.sync += post.eq(Cat(s2_valid, post[:-1]))
         m.d.comb += [
-            self.o.valid.eq(post[1]),
+            self.o.valid.eq(post[-1]),
             self.o.payload.eq(self._round_shift_clamp(m, s2)),
         ]
         return m
@@ -316,8 +317,15 @@ class VectorUnit(wiring.Component):
 
             # Stage 5: the shift (arithmetic: y is signed), zero point and clamp. The shifted
             # value is within int32 and zero_point within int8: 34 bits hold the sum.
+            # A serial unit has cycles to spare: the shift gets a stage of its own (its register
+            # shares the shift's logic cells), the add and the clamp the next.
+            shifted = s3.y[j] >> s3.side.shift[j]
+            if self.mult_cycles != 1:
+                shifted_q = Signal(signed(33), name=f"shifted{j}", reset_less=True)
+                m.d.sync += shifted_q.eq(shifted)
+                shifted = shifted_q
             biased = Signal(signed(34), name=f"biased{j}")
-            m.d.comb += biased.eq((s3.y[j] >> s3.side.shift[j]) + s3.side.zero_point)
+            m.d.comb += biased.eq(shifted + s3.side.zero_point)
             lo, hi = s3.side.clamp_min, s3.side.clamp_max
             # Both compares look at biased, not one at the other's result: they run in parallel.
             m.d.sync += s4.data[j].eq(Mux(biased < lo, lo, Mux(biased > hi, hi, biased)))

@@ -14,6 +14,7 @@ from cocotb.clock import Clock
 from cocotb.triggers import FallingEdge, RisingEdge, SimTimeoutError, with_timeout
 
 from rtl.config import CoreConfig
+from rtl.hostbus import READ_LATENCY
 from rtl.hostmap import (
     SRAM_FIELDS,
     STATUS_BUSY,
@@ -62,26 +63,38 @@ class CoreTB:
         """Run ``ops`` back to back, one per cycle: ("w", addr, data) or ("r", addr).
 
         Returns the read data in order. Inputs are driven and outputs sampled at the falling
-        edge, so each access is registered by the next rising edge.
+        edge, so each access is registered by the next rising edge; a read's data must come
+        exactly ``hostbus.READ_LATENCY`` cycles after it, with ``r_valid``, and ``r_valid``
+        must be low in every other cycle.
         """
         dut = self.dut
         results = []
-        pending = False
-        for op in [*ops, None]:
-            if pending:
-                assert int(dut.host__r_valid.value) == 1, "r_valid missing one cycle after r_en"
+        reads = []   # for each cycle driven so far: was it a read?
+        steps = [*ops, *[None] * READ_LATENCY]
+        for index, op in enumerate(steps):
+            # (The first READ_LATENCY cycles still show the previous call's last reads, which
+            # it checked; it returns at the edge where the last one is sampled.)
+            due = len(reads) >= READ_LATENCY and reads[-READ_LATENCY]
+            if len(reads) >= READ_LATENCY:
+                valid = int(dut.host__r_valid.value)
+                assert valid == due, (f"r_valid is {valid} {READ_LATENCY} cycles after "
+                                      f"{'a read' if due else 'no read'}")
+            if due:
                 results.append(int(dut.host__r_data.value))
             if op is None:
                 dut.host__w_en.value = 0
                 dut.host__r_en.value = 0
-                break
-            kind, addr = op[0], op[1]
-            dut.host__addr.value = addr
-            dut.host__w_en.value = int(kind == "w")
-            dut.host__r_en.value = int(kind == "r")
-            if kind == "w":
-                dut.host__w_data.value = op[2] & 0xFFFF_FFFF
-            pending = kind == "r"
+                reads.append(False)
+                if index == len(steps) - 1:
+                    break
+            else:
+                kind, addr = op[0], op[1]
+                dut.host__addr.value = addr
+                dut.host__w_en.value = int(kind == "w")
+                dut.host__r_en.value = int(kind == "r")
+                if kind == "w":
+                    dut.host__w_data.value = op[2] & 0xFFFF_FFFF
+                reads.append(kind == "r")
             await FallingEdge(dut.clk)
         return results
 
