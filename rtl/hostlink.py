@@ -87,11 +87,11 @@ class HostLink(wiring.Component):
     checked, and only a request that passes every check touches the bus. While a request is
     executed and answered, received bytes are dropped.
 
-    Timing: a WRITE of n words takes 2n cycles on the bus after its last CRC byte (one buffer
-    read, one bus write per word); a READ reads each word (one bus cycle, data two cycles later)
-    just before its four bytes are sent, so the response streams at the full line rate. The
-    response's SYNC leaves the transmitter 2 (READ, PING, errors) or 2n + 2 (WRITE) cycles after
-    the request's last byte was received.
+    Timing: a WRITE of n words takes 3n cycles on the bus after its last CRC byte (one buffer
+    read, its register, one bus write per word); a READ reads each word (one bus cycle, data
+    two cycles later) just before its four bytes are sent, so the response streams at the full
+    line rate. The response's SYNC leaves the transmitter 2 (READ, PING, errors) or 3n + 2
+    (WRITE) cycles after the request's last byte was received.
     """
 
     def __init__(self, cfg, divisor, timeout_bits=DEFAULT_TIMEOUT_BITS):
@@ -140,9 +140,14 @@ class HostLink(wiring.Component):
         # addr + idx, kept in a register that moves with idx: an adder in front of the core's
         # address decode was the iCE40 build's critical path.
         bus_addr = Signal(addr_bits)
+        # What a WRITE puts on the bus comes from a register, not straight from the buffer's
+        # block RAM: its output into the core's control decode was the ECP5 build's critical
+        # path after the read path.
+        w_data = Signal(DATA_BITS)
+        m.d.sync += w_data.eq(buf_r.data)
         m.d.comb += [
             bus.addr.eq(bus_addr),
-            bus.w_data.eq(buf_r.data),
+            bus.w_data.eq(w_data),
             buf_r.addr.eq(idx),
             buf_w.addr.eq(idx),
             buf_w.data.eq(Cat(word[8:], byte)),
@@ -246,9 +251,12 @@ class HostLink(wiring.Component):
                             m.d.sync += resp_len.eq(2)
                             m.next = "RESP_SYNC"
 
-            # -- WRITE: the checked payload goes onto the bus, one word per two cycles ---------
+            # -- WRITE: the checked payload goes onto the bus, one word per three cycles -------
             with m.State("WR_FETCH"):
-                m.next = "WR_BUS"            # buf_r.data is buffer[idx] in the next cycle
+                m.next = "WR_HOLD"           # buf_r.data is buffer[idx] in the next cycle
+
+            with m.State("WR_HOLD"):
+                m.next = "WR_BUS"            # and w_data the cycle after
 
             with m.State("WR_BUS"):
                 m.d.comb += bus.w_en.eq(1)
