@@ -153,11 +153,16 @@ class HostLink(wiring.Component):
             buf_w.data.eq(Cat(word[8:], byte)),
         ]
 
-        # The checks, in the protocol's order (hostlink_protocol.check_request).
-        known = (cmd == Cmd.PING) | (cmd == Cmd.WRITE) | (cmd == Cmd.READ)
-        len_ok = Mux(cmd == Cmd.PING, length == 0, (length != 0) & (length <= MAX_WORDS))
-        addr_ok = (cmd == Cmd.PING) | ((addr[addr_bits:] == 0)
-                                       & (addr[:addr_bits] + length <= (1 << addr_bits)))
+        # The checks, in the protocol's order (hostlink_protocol.check_request). The header is
+        # complete at least two cycles before CHECK (the CRC bytes come after it), so they are
+        # evaluated into registers every cycle: the address compare is not in front of the FSM.
+        known, len_ok, addr_ok = Signal(), Signal(), Signal()
+        m.d.sync += [
+            known.eq((cmd == Cmd.PING) | (cmd == Cmd.WRITE) | (cmd == Cmd.READ)),
+            len_ok.eq(Mux(cmd == Cmd.PING, length == 0, (length != 0) & (length <= MAX_WORDS))),
+            addr_ok.eq((cmd == Cmd.PING) | ((addr[addr_bits:] == 0)
+                                            & (addr[:addr_bits] + length <= (1 << addr_bits)))),
+        ]
         magic, info = ping_words(addr_bits)
 
         def receive_timeout():
