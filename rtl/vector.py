@@ -134,7 +134,7 @@ class VectorUnit(wiring.Component):
             "clamp_max": signed(8),
             "tag": unsigned(self.tag_width),
         })
-        # The full product of each lane, the input of stage 4.
+        # The full product of each lane, the input of stage 4 (a serial unit adds SRDHM's 2**30).
         s2 = Signal(data.StructLayout({
             "prod": data.ArrayLayout(signed(64), self.lanes),
             "saturate": data.ArrayLayout(unsigned(1), self.lanes),
@@ -244,7 +244,8 @@ class VectorUnit(wiring.Component):
             x = Signal(signed(32), name=f"x{j}", reset_less=True)
             digits = Signal(32, name=f"digits{j}", reset_less=True)   # mult, b bits shifted out
             mult_min = Signal(name=f"mult_min{j}", reset_less=True)
-            # After i multiply cycles, x * (the i * b low bits of mult) = high * 2**(i*b) + low,
+            # After i multiply cycles, x * (the i * b low bits of mult) + 2**30
+            # = high * 2**(i*b) + low,
             # low's bits entering at the top of a (32 - b)-bit shift register: after K - 1
             # cycles it holds the product's low 32 - b bits.
             high = Signal(signed(33), name=f"prod_high{j}", reset_less=True)
@@ -263,8 +264,10 @@ class VectorUnit(wiring.Component):
 
             with m.If(self.i.valid):
                 # The 33-bit sum is truncated by the 32-bit register, i.e. wrapped.
+                # high starts at SRDHM's nudge, 2**30: the product comes out nudged, and
+                # stage 4 needs no add of its own.
                 m.d.sync += [x.eq(p.acc[j] + p.bias[j]), digits.eq(p.mult[j]),
-                             mult_min.eq(p.mult[j] == INT32_MIN), high.eq(0)]
+                             mult_min.eq(p.mult[j] == INT32_MIN), high.eq(1 << 30)]
             with m.Else():
                 m.d.sync += [digits.eq(digits >> b), high.eq(step >> b)]
             m.d.sync += [
@@ -300,7 +303,9 @@ class VectorUnit(wiring.Component):
             # = floor((ab + 2**30) / 2**31) again. So one add and an arithmetic shift are exact
             # for both signs. Unless saturating, the result fits int32: its low 32 bits are it.
             high = Signal(signed(32), name=f"high{j}")
-            m.d.comb += high.eq((s2.prod[j] + (1 << 30)) >> 31)
+            # (A serial unit's product register already holds ab + 2**30.)
+            nudged = s2.prod[j] + (1 << 30) if self.mult_cycles == 1 else s2.prod[j]
+            m.d.comb += high.eq(nudged >> 31)
             x = Mux(s2.saturate[j], INT32_MAX, high)
             x_negative = ~s2.saturate[j] & high[31]
 
