@@ -224,8 +224,9 @@ class VectorUnit(wiring.Component):
         count = Signal(range(k))
         last = Signal()              # the K-th multiply cycle: the top digit, which is signed
         s2_valid = Signal()
-        m.d.comb += last.eq(running & (count == k - 1))
-        m.d.sync += [count.eq(count + 1), s2_valid.eq(last)]
+        # last = running & (count == K - 1), decided a cycle ahead (it drives the adders).
+        m.d.sync += [count.eq(count + 1), s2_valid.eq(last),
+                     last.eq(~self.i.valid & running & (count == k - 2))]
         with m.If(self.i.valid):
             m.d.sync += [running.eq(1), count.eq(0)]
         with m.Elif(last):
