@@ -6,7 +6,7 @@ output zero point, clamp. Its 32 x 32 multiply is either four DSP multipliers (a
 cycle) or a serial multiplier in logic (a vector per K cycles, no DSP).
 """
 
-from amaranth import Cat, Module, Mux, Signal, signed, unsigned
+from amaranth import Cat, Const, Module, Mux, Signal, signed, unsigned
 from amaranth.lib import data, stream, wiring
 from amaranth.lib.wiring import In, Out
 
@@ -321,17 +321,28 @@ class VectorUnit(wiring.Component):
             m.d.comb += half.eq((1 << shift) >> 1)
             m.d.sync += s3.y[j].eq(x + half - (x_negative & (shift != 0)))
 
-            # Stage 5: the shift (arithmetic: y is signed), zero point and clamp. The shifted
-            # value is within int32 and zero_point within int8: 34 bits hold the sum.
+            # Stage 5: the shift (arithmetic: y is signed), zero point and clamp. Only nine bits
+            # of the shifted value v matter: the clamp bounds and the zero point are int8, so any
+            # v above 255 ends as clamp_max and any v below -256 as clamp_min, exactly as 255
+            # and -256 do. So v is saturated to signed(9): a nine-bit window of the shifter, and
+            # a test that no bit of y at or above s + 8 differs from its sign. The add and the
+            # compares are ten bits wide instead of 34.
+            y, shift = s3.y[j], s3.side.shift[j]
+            sign = y[-1]
+            overflow = Const(0, 1)
+            for i in range(8, len(y) - 1):
+                overflow = overflow | ((y[i] ^ sign) & (shift <= i - 8))
+            window = Signal(signed(9), name=f"window{j}")
+            m.d.comb += window.eq((y >> shift)[:9])
+            v = Mux(overflow, Mux(sign, -256, 255), window)
             # A serial unit has cycles to spare: the shift gets a stage of its own (its register
             # shares the shift's logic cells), the add and the clamp the next.
-            shifted = s3.y[j] >> s3.side.shift[j]
             if self.mult_cycles != 1:
-                shifted_q = Signal(signed(33), name=f"shifted{j}", reset_less=True)
-                m.d.sync += shifted_q.eq(shifted)
-                shifted = shifted_q
-            biased = Signal(signed(34), name=f"biased{j}")
-            m.d.comb += biased.eq(shifted + s3.side.zero_point)
+                v_q = Signal(signed(9), name=f"shifted{j}", reset_less=True)
+                m.d.sync += v_q.eq(v)
+                v = v_q
+            biased = Signal(signed(10), name=f"biased{j}")
+            m.d.comb += biased.eq(v + s3.side.zero_point)
             lo, hi = s3.side.clamp_min, s3.side.clamp_max
             # Both compares look at biased, not one at the other's result: they run in parallel.
             m.d.sync += s4.data[j].eq(Mux(biased < lo, lo, Mux(biased > hi, hi, biased)))
