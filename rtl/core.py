@@ -7,6 +7,7 @@ from amaranth.lib.wiring import In, Out
 
 from .array import SystolicArray
 from .config import ADDR_FIELD_BITS, GROUP_FIELD_BITS
+from .hostbus import READ_LATENCY as HOST_READ_LATENCY
 from .hostbus import HostBusSignature
 from .hostmap import DATA_BITS, REGION_BITS, STATUS_ERROR_SHIFT, HostMap, Reg, Region
 from .isa import READ_LATENCY
@@ -322,6 +323,7 @@ class LockstepCore(wiring.Component):
         # -- host reads: two cycles of latency ---------------------------------------------------
         # The SRAM word is selected in the cycle after the read and registered here, next to
         # the SRAMs: a block RAM's output must not travel to the host link in the same cycle.
+        assert HOST_READ_LATENCY == 2, "host reads: the SRAM read, then the register below"
         r_region = Signal(REGION_BITS)
         r_word = Signal(hmap.word_bits)
         r_hit = Signal()

@@ -31,6 +31,11 @@ def vec_step_bits(cfg):
     return max(1, (cfg.vec_steps - 1).bit_length())
 
 
+def beat_bits(cfg):
+    """Width of the cycle index within a VEC step (0 .. vec_mult_cycles - 1); 0 for K = 1."""
+    return (cfg.vec_mult_cycles - 1).bit_length()
+
+
 def vec_issue_layout(cfg):
     return data.StructLayout({
         "acc_addr": unsigned(A), "act_addr": unsigned(A), "q_addr": unsigned(QADDR_FIELD_BITS),
@@ -108,8 +113,7 @@ class Sequencer(wiring.Component):
         ptr_b = Signal(A)
         # The VEC row's cycle: step (cfg.vec_steps per row) times vec_mult_cycles, plus the
         # cycle within the step, whose first cycle alone issues.
-        beat_bits = (cfg.vec_mult_cycles - 1).bit_length()
-        step = Signal(vec_step_bits(cfg) + beat_bits)
+        step = Signal(vec_step_bits(cfg) + beat_bits(cfg))
         mm_rows = Signal(COUNT_FIELD_BITS)    # MATMUL rows left to issue after this one
         mm_more = Signal()                    # a MATMUL row is issued this cycle
         mm_idle = Signal(init=1)              # mm_left == 0, as a register
@@ -344,7 +348,7 @@ class Sequencer(wiring.Component):
             m.d.comb += self.load.valid.eq(1)
         with m.If(is_op[Op.VEC]):
             # A step is issued in the first of its vec_mult_cycles cycles.
-            beats = (cfg.vec_mult_cycles - 1).bit_length()
+            beats = beat_bits(cfg)
             m.d.comb += self.vec.valid.eq(step[:beats] == 0 if beats else 1)
         with m.If(is_op[Op.SETQ] & first_cycle):
             m.d.sync += [zero_point.eq(setq_f["zero_point"]), clamp_min.eq(setq_f["clamp_min"]),
@@ -363,7 +367,7 @@ class Sequencer(wiring.Component):
             self.load.payload.eq(Mux(is_op[Op.LOADW], ld_f["wgt_addr"], mm_f["wgt_addr"])),
             self.vec.payload.acc_addr.eq(ptr_a),
             self.vec.payload.act_addr.eq(ptr_b),
-            self.vec.payload.step.eq(step[(self.cfg.vec_mult_cycles - 1).bit_length():]),
+            self.vec.payload.step.eq(step[beat_bits(self.cfg):]),
             self.vec.payload.q_addr.eq(vec_f["q_addr"]),
             self.vec.payload.group.eq(vec_f["group"]),
             self.vec.payload.zero_point.eq(zero_point),
