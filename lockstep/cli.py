@@ -226,17 +226,6 @@ def build_core(board, rows=None, cols=None, vec_lanes=None, vec_mult_cycles=None
                    cols=core.cols if cols is None else cols, vec_lanes=vec_lanes)
 
 
-def shape_name(core):
-    """``RxC``, with ``vL`` when the vector unit has fewer lanes than min(R, C) and ``sK`` when
-    its multipliers are serial: the name of a build folder and of a benchmark row."""
-    name = f"{core.rows}x{core.cols}"
-    if core.vec_lanes != core.lanes:
-        name += f"v{core.vec_lanes}"
-    if core.vec_mult_cycles != 1:
-        name += f"s{core.vec_mult_cycles}"
-    return name
-
-
 def cmd_build(args):
     import json
 
@@ -247,7 +236,7 @@ def cmd_build(args):
     build_dir = args.build_dir
     if build_dir is None and core is not None:
         # Not the board's own folder: `lockstep flash` takes its bitstream from there.
-        build_dir = Path("build") / "boards" / f"{board.name}-{shape_name(core)}"
+        build_dir = Path("build") / "boards" / f"{board.name}-{core.shape}"
     try:
         report = build_board(args.board, build_dir=build_dir, tools=args.tools,
                              seed=args.seed, progress=sys.stderr, core=core)

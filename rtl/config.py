@@ -6,7 +6,7 @@ model, the compiler and the testbenches all take a :class:`CoreConfig`.
 
 from dataclasses import asdict, dataclass, fields
 
-__all__ = ["CoreConfig", "ConfigError", "MULT_CYCLES_CHOICES"]
+__all__ = ["CoreConfig", "ConfigError", "MULT_CYCLES_CHOICES", "shape_name"]
 
 # Widths of the instruction fields that hold addresses and counts (see rtl/isa.py). They bound
 # the depths a configuration may ask for, so they live here, next to the checks that use them.
@@ -20,6 +20,15 @@ MAX_LANES = 64
 #: least 4, so that a result's tag and parameters can be read from a register that the next
 #: input overwrites only K cycles later).
 MULT_CYCLES_CHOICES = (1, 4, 8, 16, 32)
+
+
+def shape_name(rows, cols, vec_lanes=None, vec_mult_cycles=None):
+    """``"4x4"``, ``"12x12v3"`` when the vector unit has fewer lanes than min(R, C), and
+    ``"8x2v1s32"`` when they multiply serially in 32 cycles: the short name of an array shape
+    in build folders and benchmark tables (plain numbers: a shape that failed to build too)."""
+    lanes = f"v{vec_lanes}" if vec_lanes and vec_lanes != min(rows, cols) else ""
+    serial = f"s{vec_mult_cycles}" if vec_mult_cycles and vec_mult_cycles != 1 else ""
+    return f"{rows}x{cols}{lanes}{serial}"
 
 
 class ConfigError(ValueError):
@@ -137,6 +146,11 @@ class CoreConfig:
     def vec_row_cycles(self):
         """Cycles a VEC instruction spends on one accumulator row: vec_steps x vec_mult_cycles."""
         return self.vec_steps * self.vec_mult_cycles
+
+    @property
+    def shape(self):
+        """:func:`shape_name` of this configuration, e.g. ``"8x2v1s32"``."""
+        return shape_name(self.rows, self.cols, self.vec_lanes, self.vec_mult_cycles)
 
     @property
     def macs_per_cycle(self):

@@ -11,18 +11,11 @@ import sys
 from pathlib import Path
 
 from boards.catalog import BOARDS
+from rtl.config import shape_name
 
 __all__ = ["add_json_argument", "board_shapes", "emit_json", "format_table", "load_json",
            "parse_build_shapes", "parse_ints", "parse_shapes", "pyplot", "save_figure",
            "shape_name"]
-
-
-def shape_name(rows, cols, vec_lanes=None, mult_cycles=None):
-    """``"4x4"``, ``"12x12v3"`` for a core with 3 vector lanes (fewer than min(R, C)), and
-    ``"8x2v1s32"`` when they multiply serially in 32 cycles (``lockstep.cli.shape_name``)."""
-    lanes = f"v{vec_lanes}" if vec_lanes and vec_lanes != min(rows, cols) else ""
-    serial = f"s{mult_cycles}" if mult_cycles and mult_cycles != 1 else ""
-    return f"{rows}x{cols}{lanes}{serial}"
 
 
 def parse_build_shapes(text):
