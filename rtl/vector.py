@@ -117,6 +117,15 @@ class VectorUnit(wiring.Component):
         self.tag_width = tag_width
         self.mult_cycles = mult_cycles
         self.latency = vec_unit_latency(mult_cycles)
+        # Everything besides the data that a later stage still needs travels with the data, so
+        # that back-to-back vectors may each bring their own parameters.
+        self._side = data.StructLayout({
+            "shift": data.ArrayLayout(unsigned(5), lanes),
+            "zero_point": signed(8),
+            "clamp_min": signed(8),
+            "clamp_max": signed(8),
+            "tag": unsigned(tag_width),
+        })
         super().__init__({
             "i": In(stream.Signature(input_layout(lanes, tag_width), always_ready=True)),
             "o": Out(stream.Signature(output_layout(lanes, tag_width), always_ready=True)),
@@ -125,15 +134,6 @@ class VectorUnit(wiring.Component):
     def elaborate(self, platform):
         m = Module()
 
-        # Everything besides the data that a later stage still needs travels with the data, so
-        # that back-to-back vectors may each bring their own parameters.
-        self._side = data.StructLayout({
-            "shift": data.ArrayLayout(unsigned(5), self.lanes),
-            "zero_point": signed(8),
-            "clamp_min": signed(8),
-            "clamp_max": signed(8),
-            "tag": unsigned(self.tag_width),
-        })
         # The full product of each lane, the input of stage 4 (a serial unit adds SRDHM's 2**30).
         s2 = Signal(data.StructLayout({
             "prod": data.ArrayLayout(signed(64), self.lanes),
