@@ -56,8 +56,8 @@ class CoreConfig:
         Instructions (64-bit words) the program SRAM holds.
     vec_lanes : int or None
         Requantisation lanes of the vector unit (each has a 32 x 32 multiplier: four DSP
-        multipliers). ``None`` means :attr:`lanes`, one VEC row per cycle. Fewer lanes take
-        ``lanes // vec_lanes`` cycles per VEC row (:attr:`vec_steps`, a power of two), which
+        multipliers). ``None`` means :attr:`lanes`, one VEC row per step. Fewer lanes take
+        ``lanes // vec_lanes`` steps per VEC row (:attr:`vec_steps`, a power of two), which
         frees multipliers for the array: a 12 x 12 array and 12 lanes need 192 of the
         LFE5U-85F's 156; with 3 lanes, 156.
     vec_mult_cycles : int
@@ -139,7 +139,8 @@ class CoreConfig:
 
     @property
     def vec_steps(self):
-        """Cycles a VEC instruction spends on one accumulator row: lanes // vec_lanes."""
+        """Steps of ``vec_lanes`` channels per accumulator row: lanes // vec_lanes (each takes
+        vec_mult_cycles cycles, see :attr:`vec_row_cycles`)."""
         return self.lanes // self.vec_lanes
 
     @property
