@@ -11,13 +11,19 @@ from amaranth.lib.wiring import In, Out
 from .isa import array_latency
 from .pe import ACT_SHAPE, PSUM_SHAPE, WEIGHT_SHAPE, ProcessingElement, psum_shape
 
-__all__ = ["SystolicArray", "MULTIPLIERS"]
+__all__ = ["SystolicArray", "MULTIPLIERS", "systolic_latency"]
 
 #: How the PEs' products are made: "generic" (an Amaranth ``*`` and a register per PE, which the
 #: synthesis tool maps as it likes), "sb_mac16" (one iCE40 SB_MAC16 in 8x8 mode per two
 #: neighbouring PEs of a row, with its product registers; a column left over is generic), or
 #: "auto": "sb_mac16" when elaborated for an iCE40 platform, else "generic".
 MULTIPLIERS = ("auto", "generic", "sb_mac16")
+
+
+def systolic_latency(rows, cols):
+    """Cycles from a vector on the array's input to its results: the input register (the
+    activation read's register of ``isa.READ_LATENCY``), then ``isa.array_latency``."""
+    return 1 + array_latency(rows, cols)
 
 
 def _wants_sb_mac16(multiplier, platform):
@@ -59,15 +65,16 @@ class SystolicArray(wiring.Component):
     """R x C weight-stationary systolic array computing ``y = x @ W`` one vector per cycle.
 
     ``PE[r][c]`` holds weight ``W[r][c]``. Element ``r`` of an input vector enters row ``r``
-    after ``r`` cycles of skew and moves one column right per cycle; partial sums move one row
-    down per cycle, starting from 0 in row 0, each PE registering its product before adding it
-    (rtl/pe.py); the bottom row's sums are de-skewed so that all ``C`` results of a vector leave
-    in the same cycle. Inside the array the sums are only as wide as R products need
-    (:func:`rtl.pe.psum_shape`); they leave sign-extended to 32 bits.
+    after an input register and ``r`` cycles of skew and moves one column right per cycle;
+    partial sums move one row down per cycle, starting from 0 in row 0, each PE registering its
+    product before adding it (rtl/pe.py); the bottom row's sums are de-skewed so that all ``C``
+    results of a vector leave in the same cycle. Inside the array the sums are only as wide as R
+    products need (:func:`rtl.pe.psum_shape`); they leave sign-extended to 32 bits.
 
     Each PE has an active and a shadow weight. ``w`` writes a whole row of shadow weights. An
-    input vector with ``swap`` set switches every PE to its shadow weight as the vector passes
-    it, and is itself multiplied by the shadow weights: it is the first vector of a new tile.
+    input vector with ``swap`` set switches every PE to its shadow weight just before the vector
+    reaches it, and is itself multiplied by the shadow weights: it is the first vector of a new
+    tile.
 
     Parameters
     ----------
@@ -102,19 +109,22 @@ class SystolicArray(wiring.Component):
     Notes
     -----
     Timing: a vector presented on ``a`` in cycle T leaves on ``y`` (``y.valid`` set) in cycle
-    ``T + latency``, ``latency = isa.array_latency(R, C) = R + C``. Throughput one vector per
-    cycle, without bubbles or back-pressure; cycles without ``a.valid`` give cycles without
-    ``y.valid``.
+    ``T + latency``, ``latency =`` :func:`systolic_latency` ``= R + C + 1`` (the input register,
+    then ``isa.array_latency``). Throughput one vector per cycle, without bubbles or
+    back-pressure; cycles without ``a.valid`` give cycles without ``y.valid``. ``a`` may come
+    straight from a block RAM's output: the array registers it first.
 
-    ``PE[r][c]`` sees (and multiplies) the vector of cycle T in cycle ``T + r + c``. So a vector
-    with ``swap`` set, presented in cycle ``T_swap``, switches ``PE[r][c]`` in cycle
-    ``T_swap + r + c``. A write to shadow row ``r`` in cycle ``t`` is seen by swaps in cycles
-    after ``t``: to load the next tile without disturbing the current one, write row ``r`` in a
-    cycle ``t`` with
+    ``PE[r][c]`` sees (and multiplies) the vector of cycle T in cycle ``T + 1 + r + c``. A vector
+    with ``swap`` set, presented in cycle ``T_swap``, switches ``PE[r][c]`` at the end of cycle
+    ``T_swap + r + c``, the cycle before it arrives there (the mark runs one cycle ahead of its
+    vector, so that no PE multiplexes its weight), copying the shadow weight of that cycle. A
+    write to shadow row ``r`` in cycle ``t`` is seen by swaps in cycles after ``t``: to load the
+    next tile without disturbing the current one, write row ``r`` in a cycle ``t`` with
     ``T_swap + r + C - 1 <= t < T_next_swap + r``.
 
-    Registers outside the PEs: ``R (R - 1) / 2`` int8 skew registers, ``R - 1`` valid and swap
-    bits shared by all rows, ``C (C - 1) / 2`` partial-sum de-skew registers and one valid bit.
+    Registers outside the PEs: ``R (R + 1) / 2`` int8 input and skew registers, ``R`` valid and
+    ``R - 1`` swap bits shared by all rows, ``C (C - 1) / 2`` partial-sum de-skew registers and
+    one valid bit.
     """
 
     def __init__(self, rows, cols, multiplier="auto"):
@@ -129,7 +139,7 @@ class SystolicArray(wiring.Component):
                 raise ValueError(f"{name} must be a positive integer, not {value}")
         self.rows = rows
         self.cols = cols
-        self.latency = array_latency(rows, cols)
+        self.latency = systolic_latency(rows, cols)
         a_layout = data.StructLayout({
             "data": data.ArrayLayout(ACT_SHAPE, rows),
             "swap": 1,
@@ -155,22 +165,26 @@ class SystolicArray(wiring.Component):
             for c in range(0, paired, 2):
                 _sb_mac16_pair(m, f"mac_{r}_{c}", pe[r][c], pe[r][c + 1])
 
-        # Input skew. valid and swap are the same for every row, only later, so one delay line
-        # serves all rows: row r taps it at depth r.
+        # Input register and skew: row r's activation waits 1 + r cycles. valid and swap are the
+        # same for every row, only later, so one delay line each serves all rows. The swap mark
+        # of a valid vector enters row r one cycle before the vector does (depth r, not r + 1):
+        # the PEs switch weights in the cycle before the tile's first vector reaches them.
         valid = [self.a.valid]
-        swap = [self.a.payload.swap]
-        for k in range(1, rows):
+        swap = [self.a.valid & self.a.payload.swap]
+        for k in range(1, rows + 1):
             valid.append(Signal(name=f"skew_valid_{k}"))
+            m.d.sync += valid[k].eq(valid[k - 1])
+        for k in range(1, rows):
             swap.append(Signal(name=f"skew_swap_{k}"))
-            m.d.sync += [valid[k].eq(valid[k - 1]), swap[k].eq(swap[k - 1])]
+            m.d.sync += swap[k].eq(swap[k - 1])
         for r in range(rows):
             act = self.a.payload.data[r]
-            for k in range(1, r + 1):
+            for k in range(r + 1):
                 delayed = Signal(ACT_SHAPE, name=f"skew_{r}_{k}", reset_less=True)
                 m.d.sync += delayed.eq(act)
                 act = delayed
             m.d.comb += [
-                pe[r][0].a_in.valid.eq(valid[r]),
+                pe[r][0].a_in.valid.eq(valid[r + 1]),
                 pe[r][0].a_in.payload.data.eq(act),
                 pe[r][0].a_in.payload.swap.eq(swap[r]),
             ]

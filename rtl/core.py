@@ -10,7 +10,7 @@ from .config import ADDR_FIELD_BITS, GROUP_FIELD_BITS
 from .hostbus import READ_LATENCY as HOST_READ_LATENCY
 from .hostbus import HostBusSignature
 from .hostmap import DATA_BITS, REGION_BITS, STATUS_ERROR_SHIFT, HostMap, Reg, Region
-from .isa import READ_LATENCY
+from .isa import READ_LATENCY, array_latency
 from .loader import WeightLoader
 from .sequencer import ERROR_BITS, Sequencer, vec_step_bits
 from .vector import VectorUnit
@@ -88,14 +88,15 @@ class LockstepCore(wiring.Component):
     Timing: instructions cost what ``isa.cost`` says, plus the interlock waits described in
     rtl/sequencer.py; the datapaths are fully pipelined, one row per cycle:
 
-    * MATMUL row i issued in cycle s+i: activation read in s+i, registered, array input in
-      s+i+2 (``isa.READ_LATENCY``), array output and accumulator read-add-write in
-      s+i+2+``isa.array_latency`` (``isa.matmul_settle``);
+    * MATMUL row i issued in cycle s+i: activation read in s+i, array input (its register) in
+      s+i+1, first PE in s+i+2 (``isa.READ_LATENCY``), array output and accumulator
+      read-add-write in s+i+2+``isa.array_latency`` (``isa.matmul_settle``);
     * VEC step j (row j // vec_steps) issued in cycle s+j*K (K = ``cfg.vec_mult_cycles``):
       accumulator and parameter read in s+j*K, lane select, vector unit input in s+j*K+2
       (s+j*K+1 for a serial unit), activation write in s+j*K+``isa.vec_pipeline_depth`` (7
       with K = 1; ``isa.vec_settle``);
-    * weight loads: shadow row j written in s+1+C+j (rtl/loader.py, started s+1 like the swap).
+    * weight loads: shadow row j written in s+C+j (rtl/loader.py, started in s, as the swap
+      switches PE[j][C-1] in s+C+j).
     """
 
     def __init__(self, cfg):
@@ -190,13 +191,15 @@ class LockstepCore(wiring.Component):
 
         # -- matrix path: activation read -> array -> accumulate into acc ------------------------
         mm = seq.mm
-        # The SRAM's output is registered before the array: a block RAM's clock-to-output is a
-        # third of a 100 MHz cycle, which must not be in front of a multiplier.
-        act_data = _delay(m, act_r.data, READ_LATENCY - 1, "act_data")
+        # The SRAM's output goes into the array's input register (a block RAM's clock-to-output
+        # is a third of a 100 MHz cycle, which must not be in front of a multiplier); the array
+        # sees the swap mark there, a cycle ahead of its vector.
+        to_array = READ_LATENCY - 1
+        assert to_array + array.latency == READ_LATENCY + array_latency(rows, cols)
         m.d.comb += [
-            array.a.valid.eq(_delay(m, mm.valid, READ_LATENCY, "mm_valid")),
-            array.a.payload.swap.eq(_delay(m, mm.payload.swap, READ_LATENCY, "mm_swap")),
-            array.a.payload.data.eq(act_data),
+            array.a.valid.eq(_delay(m, mm.valid, to_array, "mm_valid")),
+            array.a.payload.swap.eq(_delay(m, mm.payload.swap, to_array, "mm_swap")),
+            array.a.payload.data.eq(act_r.data),
         ]
         # The accumulator row is read two cycles before the array's result comes out (cycle W)
         # and registered, so that the add starts from a register (a block RAM's output is slow).
@@ -204,7 +207,7 @@ class LockstepCore(wiring.Component):
         # did not see: their sums are forwarded from the register that holds what was written.
         # Everything but the last forward is decided in cycle W-1, off the adder's path (and the
         # read port is a plain one: a transparent one compares addresses on the path).
-        latency = READ_LATENCY + array.latency - 2
+        latency = to_array + array.latency - 2
         tag = _ram_delay(m, Cat(mm.valid, mm.payload.accumulate, mm.payload.acc_addr), latency,
                          "acc_tag")
         tag_valid, tag_accumulate, tag_addr = tag[0], tag[1], tag[2:]
@@ -313,10 +316,10 @@ class LockstepCore(wiring.Component):
         wiring.connect(m, loader.w, array.w)
         m.d.comb += [
             seq.prog_data.eq(prog_r.data),
-            # Delayed like the swap that the loaded tile waits for (shadow row j lands in
-            # s + READ_LATENCY - 1 + C + j, once that swap has passed PE[j][C-1]).
-            loader.start.valid.eq(_delay(m, seq.load.valid, READ_LATENCY - 1, "load_valid")),
-            loader.start.payload.eq(_delay(m, seq.load.payload, READ_LATENCY - 1, "load_addr")),
+            # Delayed like the swap that the loaded tile waits for, which switches PE[j][C-1] in
+            # s + to_array - 1 + C + j: shadow row j lands then (the loader waits C + j).
+            loader.start.valid.eq(_delay(m, seq.load.valid, to_array - 1, "load_valid")),
+            loader.start.payload.eq(_delay(m, seq.load.payload, to_array - 1, "load_addr")),
             loader.rd_data.eq(wgt_r.data),
         ]
 

@@ -225,7 +225,8 @@ MAC_PIPELINE_DEPTH = 2    # cycles from a PE's activation to its partial sum: pr
 
 
 def array_latency(rows, cols):
-    """Cycles from a vector entering the systolic array to its de-skewed results leaving it:
+    """Cycles from a vector reaching the systolic array's first PE (after the input register
+    that is the activation read's, READ_LATENCY) to its de-skewed results leaving the array:
     the wavefront crosses R + C - 1 PEs, and the last one adds MAC_PIPELINE_DEPTH - 1 more."""
     return rows + cols - 2 + MAC_PIPELINE_DEPTH
 
@@ -249,7 +250,7 @@ def vec_pipeline_depth(cfg):
 def load_cost(cfg):
     """Cycles a weight load occupies the sequencer. The loader needs R cycles (one shadow row
     each), and the next swap may start only C cycles after the load did: shadow row j is written
-    in cycle s + 1 + C + j, after the previous swap has reached PE[j][C-1], and must land before
+    in cycle s + C + j, after the previous swap has reached PE[j][C-1], and must land before
     the next swap reaches PE[j][0] (docs/isa.md, "6. Pipeline timing")."""
     return max(cfg.rows, cfg.cols)
 

@@ -3,10 +3,12 @@
 One int8 x int8 multiply added to a partial sum, with a double-buffered weight: the *active*
 weight is used for multiplying while the next tile's weight is written into the *shadow*
 register, so that weight loading overlaps computation. The product is registered before the
-add, so the multiplier (a DSP block on an FPGA) and the adder each have a whole cycle.
+add, so the multiplier (a DSP block on an FPGA) and the adder each have a whole cycle. The
+swap mark runs one cycle ahead of the first vector of a tile, so the multiplier's weight
+operand comes straight from the active register, with no multiplexer in front of it.
 """
 
-from amaranth.hdl import Module, Mux, Signal, signed
+from amaranth.hdl import Module, Signal, signed
 from amaranth.lib import data, stream, wiring
 from amaranth.lib.wiring import In, Out
 
@@ -33,21 +35,22 @@ def psum_shape(terms):
     flip-flops. The array sign-extends them to :data:`PSUM_SHAPE` at the bottom."""
     return signed((16384 * terms).bit_length() + 1)
 
-#: What travels right through a row of PEs with each activation (its valid bit is the stream's).
+#: What travels right through a row of PEs: an activation (its valid bit is the stream's), and
+#: the swap mark of the activation one cycle behind it.
 ActivationLayout = data.StructLayout({"data": ACT_SHAPE, "swap": 1})
 
 
 class ProcessingElement(wiring.Component):
     """One multiply-accumulate cell with an active and a shadow weight register.
 
-    For each valid ``a_in`` the PE computes ``psum_out = psum_in + a_in.data * weight``, where
-    ``weight`` is the active weight, or the shadow weight if ``a_in.swap`` is set. A valid
-    activation with ``swap`` set also copies the shadow weight into the active weight at the end
-    of the cycle, so that it and every later activation use the new weight. Invalid activations
-    never swap.
+    For each valid ``a_in`` the PE computes ``psum_out = psum_in + a_in.data * active``.
+    ``a_in.swap`` set (valid or not) copies the shadow weight into the active weight at the end
+    of the cycle: it marks the cycle before the first activation of a new tile, which with every
+    later activation uses the new weight. (So the weight operand is a register, not a choice
+    between two, and swaps are only ever as far apart as activations.)
 
     The shadow weight is written from ``w`` at the end of every cycle in which ``w.valid`` is
-    set. A swap in the same cycle still reads the old shadow weight.
+    set. A swap in the same cycle still copies the old shadow weight.
 
     Parameters
     ----------
@@ -61,9 +64,10 @@ class ProcessingElement(wiring.Component):
     Members
     -------
     a_in : ``In(stream.Signature(ActivationLayout, always_ready=True))``
-        The activation (``data``, signed 8 bits) and its ``swap`` bit, from the left neighbour.
+        The activation (``data``, signed 8 bits) and the ``swap`` mark of the next cycle's
+        activation, from the left neighbour.
     a_out : ``Out(stream.Signature(ActivationLayout, always_ready=True))``
-        ``a_in`` delayed by one cycle, for the right neighbour.
+        ``a_in`` delayed by one cycle, for the right neighbour (the mark stays one cycle ahead).
     psum_in : ``In(psum_shape)``
         Partial sum from the PE above (0 in the top row), for the activation that was on
         ``a_in`` one cycle earlier.
@@ -81,7 +85,9 @@ class ProcessingElement(wiring.Component):
     -----
     Timing: an activation on ``a_in`` in cycle T leaves on ``a_out`` in T + 1, and its partial
     sum on ``psum_out`` in T + 2 (``isa.MAC_PIPELINE_DEPTH``), which is when the PE below,
-    having seen the activation in T + 1, wants it. One activation per cycle, no back-pressure.
+    having seen the activation in T + 1, wants it. A swap mark on ``a_in`` in cycle T - 1 makes
+    the activation of cycle T the first to use the new weight. One activation per cycle, no
+    back-pressure.
     ``a_out.valid`` and ``a_out.swap`` reset to 0; the data registers and the weights have no
     reset.
     """
@@ -113,18 +119,12 @@ class ProcessingElement(wiring.Component):
         valid = Signal()
         swap = Signal()
 
-        swapping = Signal()
-        m.d.comb += swapping.eq(self.a_in.valid & self.a_in.payload.swap)
-        # The first vector of a tile must already use the new weight, so the shadow value is
-        # selected combinationally rather than waiting for the copy into `active`.
-        weight = Mux(swapping, shadow, active)
-
         if self.external_product:
-            m.d.comb += [self.mul_a.eq(self.a_in.payload.data), self.mul_b.eq(weight)]
+            m.d.comb += [self.mul_a.eq(self.a_in.payload.data), self.mul_b.eq(active)]
             product = self.product
         else:
             product = Signal(PRODUCT_SHAPE, reset_less=True)
-            m.d.sync += product.eq(self.a_in.payload.data * weight)
+            m.d.sync += product.eq(self.a_in.payload.data * active)
 
         m.d.sync += [
             act.eq(self.a_in.payload.data),
@@ -132,7 +132,7 @@ class ProcessingElement(wiring.Component):
             swap.eq(self.a_in.payload.swap),
             psum.eq(self.psum_in + product),
         ]
-        with m.If(swapping):
+        with m.If(self.a_in.payload.swap):
             m.d.sync += active.eq(shadow)
         with m.If(self.w.valid):
             m.d.sync += shadow.eq(self.w.payload)

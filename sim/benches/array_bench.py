@@ -6,7 +6,7 @@ shadow weight writes, has a :class:`Driver` play it, a :class:`Monitor` record e
 ``y``, and :func:`check` compare the recording with what it should be: the tile-level
 expectation ``x @ W_tile`` where the test means one, and always :class:`ArrayModel`, which
 follows the array's timing rules PE by PE. A result must appear exactly
-``isa.array_latency(R, C)`` cycles after its vector, and no cycle without a vector may give
+``rtl.array.systolic_latency(R, C)`` cycles after its vector, and no cycle without a vector may give
 ``y.valid``.
 
 Cycle numbers are taken from the simulation time (one per clock period), so the driver and the
@@ -23,7 +23,7 @@ from cocotb.clock import Clock
 from cocotb.triggers import ReadOnly, RisingEdge
 from cocotb.utils import get_sim_time
 
-from rtl.isa import array_latency
+from rtl.array import systolic_latency
 from sim.arith import wrap_i32
 
 PERIOD_NS = 10
@@ -38,7 +38,7 @@ class Params:
 
     @property
     def latency(self):
-        return array_latency(self.rows, self.cols)
+        return systolic_latency(self.rows, self.cols)
 
     @property
     def sel_bits(self):
@@ -174,10 +174,10 @@ class ModelError(AssertionError):
 class ArrayModel:
     """What the array must output, PE by PE, from when vectors and weight rows were presented.
 
-    ``PE[r][c]`` sees the vector of cycle T in cycle ``T + r + c``. If the vector is valid and
-    has ``swap`` set, the PE's active weight becomes its shadow weight as it was in that cycle,
+    If the vector of cycle T is valid and has ``swap`` set, ``PE[r][c]``'s active weight becomes
+    its shadow weight as it was in cycle ``T + r + c`` (the cycle before the vector reaches it),
     i.e. the last write to shadow row r in a cycle before ``T + r + c``, and the vector already
-    uses it. The result leaves in cycle ``T + array_latency(R, C)``.
+    uses it. The result leaves in cycle ``T + systolic_latency(R, C)``.
     """
 
     def __init__(self, rows, cols):
@@ -203,7 +203,7 @@ class ArrayModel:
             if not known.all():
                 raise ModelError(f"testbench bug: the vector of cycle {t} uses a weight that was "
                                  "never written")
-            out[t + array_latency(self.rows, self.cols)] = wrap_i32(np.asarray(x) @ active)
+            out[t + systolic_latency(self.rows, self.cols)] = wrap_i32(np.asarray(x) @ active)
         return out
 
 
