@@ -106,7 +106,7 @@ class Sequencer(wiring.Component):
         advance = Signal()    # the executing instruction ends: load the decoded word
         first = Signal()      # this cycle is the first one of the instruction at pc
         started = Signal()    # the instruction has passed its interlock and is issuing
-        left = Signal(range(isa.max_cost(cfg) + 1))   # cycles left after this one
+        left = Signal(range(isa.max_cost(cfg) + 1))   # cycles left, this one included
         # The SRAM rows the next issue cycle addresses, kept in registers rather than summed
         # from the fields: MATMUL activation/accumulator rows, VEC accumulator/activation rows.
         ptr_a = Signal(A)
@@ -155,7 +155,7 @@ class Sequencer(wiring.Component):
         fault = Signal(ERROR_BITS)
         d_mm, d_vec = _fields(word, Op.MATMUL), _fields(word, Op.VEC)
         with m.If(advance):
-            m.d.sync += [ir.eq(word), fault.eq(d_fault), left.eq(d_cost - 1), pc.eq(dpc),
+            m.d.sync += [ir.eq(word), fault.eq(d_fault), left.eq(d_cost), pc.eq(dpc),
                          first.eq(1), started.eq(0), step.eq(0),
                          ptr_a.eq(Mux(d_op[Op.VEC], d_vec["acc_addr"], d_mm["act_addr"])),
                          ptr_b.eq(Mux(d_op[Op.VEC], d_vec["act_addr"], d_mm["acc_addr"])),
@@ -236,7 +236,7 @@ class Sequencer(wiring.Component):
                             m.d.sync += [vec_left.eq(isa.vec_settle(cfg, 0)
                                                      + vec_f["m"] * cfg.vec_row_cycles - 1),
                                          vec_idle.eq(0)]
-                    with m.If(left == 0):
+                    with m.If(left == 1):
                         m.d.comb += advance.eq(1)
                         m.d.sync += self.instret.eq(self.instret + 1)
                     with m.Else():   # it goes on (on its last cycle, advance loads the next)
@@ -287,15 +287,15 @@ class Sequencer(wiring.Component):
             | (is_op[Op.VEC] & (vec_f["group"] >= cfg.groups))
             | (is_op[Op.SETQ] & (setq_f["clamp_min"] > setq_f["clamp_max"])))
         act_range = (
-            (is_op[Op.MATMUL] & (mm_f["act_addr"] + mm_f["m"] > cfg.act_depth))
-            | (is_op[Op.VEC] & (vec_f["act_addr"] + vec_f["m"] > cfg.act_depth)))
+            (is_op[Op.MATMUL] & _past_end(mm_f["act_addr"], mm_f["m"], cfg.act_depth))
+            | (is_op[Op.VEC] & _past_end(vec_f["act_addr"], vec_f["m"], cfg.act_depth)))
+        # (wgt_depth >= R: rtl/config.py)
         wgt_range = (
-            (is_op[Op.MATMUL] & mm_f["preload"]
-             & (mm_f["wgt_addr"] + cfg.rows > cfg.wgt_depth))
-            | (is_op[Op.LOADW] & (ld_f["wgt_addr"] + cfg.rows > cfg.wgt_depth)))
+            (is_op[Op.MATMUL] & mm_f["preload"] & (mm_f["wgt_addr"] > cfg.wgt_depth - cfg.rows))
+            | (is_op[Op.LOADW] & (ld_f["wgt_addr"] > cfg.wgt_depth - cfg.rows)))
         acc_range = (
-            (is_op[Op.MATMUL] & (mm_f["acc_addr"] + mm_f["m"] > cfg.acc_depth))
-            | (is_op[Op.VEC] & (vec_f["acc_addr"] + vec_f["m"] > cfg.acc_depth)))
+            (is_op[Op.MATMUL] & _past_end(mm_f["acc_addr"], mm_f["m"], cfg.acc_depth))
+            | (is_op[Op.VEC] & _past_end(vec_f["acc_addr"], vec_f["m"], cfg.acc_depth)))
         qparam_range = is_op[Op.VEC] & (vec_f["q_addr"] >= cfg.qparam_depth)
 
         fault = Signal(ERROR_BITS, name="d_fault")
@@ -374,6 +374,18 @@ class Sequencer(wiring.Component):
             self.vec.payload.clamp_min.eq(clamp_min),
             self.vec.payload.clamp_max.eq(clamp_max),
         ]
+
+def _past_end(addr, count, depth):
+    """``addr + count > depth``, with an adder as narrow as ``depth``: with k bits to
+    ``depth``, an ``addr`` or ``count`` of 2**k or more is past the end by itself, and two
+    numbers below 2**k have an exact (k + 1)-bit sum."""
+    k = depth.bit_length()
+    beyond = Const(0, 1)
+    for value in (addr, count):
+        if len(value) > k:
+            beyond = beyond | value[k:].any()
+    return beyond | (addr[:k] + count[:k] > depth)
+
 
 def _fields(word, op):
     """The fields of instruction ``op`` sliced from ``word`` (signed ones as signed values)."""

@@ -10,6 +10,7 @@ import cocotb
 import numpy as np
 
 from rtl import isa
+from rtl.config import ADDR_FIELD_BITS, COUNT_FIELD_BITS
 from rtl.hostmap import MAGIC, STATUS_BUSY, Reg, Region
 from sim.model import CoreState
 from sim.randprog import random_case, random_int8, random_state
@@ -74,12 +75,38 @@ def _bad_cases(cfg):
         ("MATMUL acc past the end", raw(Op.MATMUL, m=2, acc_addr=cfg.acc_depth - 1),
          Error.ACC_RANGE),
         ("VEC acc past the end", raw(Op.VEC, m=2, acc_addr=cfg.acc_depth - 1), Error.ACC_RANGE),
+        *_high_bit_cases(cfg, raw),
         ("VEC qparam row past the end", raw(Op.VEC, m=1, q_addr=cfg.qparam_depth),
          Error.QPARAM_RANGE),
         ("MATMUL with everything wrong: the lowest code wins",
          raw(Op.MATMUL, m=cfg.act_depth, act_addr=1, acc_addr=cfg.acc_depth - 1)
          | _top_reserved_bit(Op.MATMUL), Error.BAD_FIELD),
     ]
+
+
+def _high_bit_cases(cfg, raw):
+    """Rows past the end only by the bits above the sequencer's range adders (as wide as the
+    SRAM's depth: rtl/sequencer.py, _past_end), with nothing in the bits below; each where the
+    field has such bits."""
+    def beyond(depth, bits):
+        first = 1 << depth.bit_length()
+        return first if first < 1 << bits else None
+
+    cases = [
+        ("MATMUL act row beyond the adder", Op.MATMUL, "act_addr", cfg.act_depth,
+         ADDR_FIELD_BITS, Error.ACT_RANGE),
+        ("MATMUL acc row beyond the adder", Op.MATMUL, "acc_addr", cfg.acc_depth,
+         ADDR_FIELD_BITS, Error.ACC_RANGE),
+        ("VEC rows beyond the adder", Op.VEC, "m", cfg.act_depth, COUNT_FIELD_BITS,
+         Error.ACT_RANGE),
+    ]
+    out = []
+    for name, op, field, depth, bits, error in cases:
+        value = beyond(depth, bits)
+        if value is not None:
+            fields = {"m": 2, field: value}
+            out.append((name, raw(op, **fields), error))
+    return out
 
 
 @cocotb.test()
