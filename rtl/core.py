@@ -171,9 +171,12 @@ class LockstepCore(wiring.Component):
                 for lane in range(lane_count):
                     m.d.comb += port.en[lane].eq(lane // max(1, lanes_per_word) == word)
 
-        m.d.comb += seq.start.eq(
-            host.w_en & (region == Region.CTRL) & (row == 0) & (word == Reg.CTRL)
-            & host.w_data[0])
+        # The start is registered: the host port's decode and the sequencer's clearing of its
+        # registers each get a cycle (the program starts in the cycle after the CTRL write).
+        start = Signal()
+        m.d.sync += start.eq(host.w_en & (region == Region.CTRL) & (row == 0)
+                             & (word == Reg.CTRL) & host.w_data[0])
+        m.d.comb += seq.start.eq(start)
 
         host_write_port(prog_w, Region.PROG, 1, 2)
         host_write_port(wgt_w, Region.WGT, 4, cols)
