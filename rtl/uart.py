@@ -139,10 +139,13 @@ class UARTTx(wiring.Component):
     tx : Out(1)
         The serial line, straight from a register (idle high, no glitches).
 
-    Timing: a byte taken in cycle t (``valid`` and ``ready`` high) drives its start bit from
-    cycle t + 1, then 8 data bits and the stop bit, ``divisor`` cycles each. ``ready`` is high
-    whenever the transmitter is idle and in the last cycle of a stop bit, so a stream that keeps
-    ``valid`` up is sent back to back: exactly 10 ``divisor`` cycles per byte.
+    Timing: a byte is taken (``valid`` and ``ready`` high) into a holding register; ``ready``
+    is that register's empty flag, a flip-flop, so that the sender's control logic and the
+    shift register's each have a cycle of their own. A byte taken in cycle t while the line is
+    idle drives its start bit from cycle t + 2, then 8 data bits and the stop bit, ``divisor``
+    cycles each. The holding register empties into the shift register in the last cycle of a
+    stop bit, so a stream that keeps ``valid`` up is sent back to back: exactly 10 ``divisor``
+    cycles per byte on the line.
     """
 
     def __init__(self, divisor):
@@ -158,12 +161,16 @@ class UARTTx(wiring.Component):
         shreg = Signal(10, init=0x3FF)     # the bits still to send, the current one in bit 0
         count = Signal(range(divisor))
         bits = Signal(range(11))           # bits left, the current one included
+        hold = Signal(8)                   # the next byte
+        full = Signal()
         last_cycle = (bits == 0) | ((bits == 1) & (count == 0))
-        m.d.comb += [self.tx.eq(shreg[0]), self.i.ready.eq(last_cycle)]
+        m.d.comb += [self.tx.eq(shreg[0]), self.i.ready.eq(~full)]
 
-        with m.If(self.i.valid & self.i.ready):
-            m.d.sync += [shreg.eq(Cat(Const(0, 1), self.i.payload, Const(1, 1))),
-                         count.eq(divisor - 1), bits.eq(10)]
+        with m.If(self.i.valid & ~full):
+            m.d.sync += [hold.eq(self.i.payload), full.eq(1)]
+        with m.If(full & last_cycle):
+            m.d.sync += [shreg.eq(Cat(Const(0, 1), hold, Const(1, 1))),
+                         count.eq(divisor - 1), bits.eq(10), full.eq(0)]
         with m.Elif(bits != 0):
             with m.If(count == 0):
                 m.d.sync += [shreg.eq(Cat(shreg[1:], Const(1, 1))), count.eq(divisor - 1),

@@ -32,34 +32,44 @@ def test_loopback_back_to_back(divisor):
     m.submodules.tx = tx = UARTTx(divisor)
     m.submodules.rx = rx = UARTRx(divisor)
     m.d.comb += rx.rx.eq(tx.tx)
-    received, accepted = [], []
+    received, arrivals, line = [], [], []
 
     async def send(ctx):
         ctx.set(tx.i.valid, 1)
-        cycle = 0
         for byte in data:
             ctx.set(tx.i.payload, byte)
             while True:
-                cycle += 1
                 _, _, ready = await ctx.tick().sample(tx.i.ready)
                 if ready:
-                    accepted.append(cycle)
                     break
         ctx.set(tx.i.valid, 0)
 
     async def receive(ctx):
         ctx.set(rx.o.ready, 1)
-        for _ in range(len(data) * 10 * divisor + 10 * divisor):
-            _, _, valid, payload = await ctx.tick().sample(rx.o.valid, rx.o.payload)
+        for cycle in range(len(data) * 10 * divisor + 10 * divisor):
+            _, _, valid, payload, level = await ctx.tick().sample(rx.o.valid, rx.o.payload,
+                                                                  tx.tx)
+            line.append(level)
             if valid:
                 received.append(payload)
+                arrivals.append(cycle)
             assert not ctx.get(rx.frame_error) and not ctx.get(rx.overrun)
 
     _simulate(m, send, receive)
     assert received == data
-    # Back to back: exactly 10 bit times per byte.
-    gaps = [later - earlier for earlier, later in zip(accepted, accepted[1:], strict=False)]
-    assert gaps == [10 * divisor] * (len(data) - 1)
+    starts, cycle = [], 1
+    while cycle < len(line):     # a start bit is a falling edge outside a frame
+        if line[cycle - 1] and not line[cycle]:
+            starts.append(cycle)
+            cycle += 10 * divisor - 1
+        cycle += 1
+    # The first byte, offered in cycle 0, goes into the holding register, then the shift
+    # register: its start bit is on the line in cycle 2 (sampled at the edge that ends it).
+    # Then back to back: exactly 10 bit times per byte on the line.
+    assert starts[0] == 2, starts[:2]
+    for times in (starts, arrivals):
+        gaps = [later - earlier for earlier, later in zip(times, times[1:], strict=False)]
+        assert gaps == [10 * divisor] * (len(data) - 1)
 
 
 def _bits(byte, stop=1):
