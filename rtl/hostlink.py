@@ -131,7 +131,10 @@ class HostLink(wiring.Component):
         crc_rx = Signal(16)
         status = Signal(8)
         resp_len = Signal(8)
-        timer = Signal(range(timeout_cycles))
+        # Cycles of silence left before the timeout, counting down to -1: the test is its sign
+        # bit, not a wide compare in front of the FSM.
+        timer = Signal(range(-1, timeout_cycles))
+        timer_restart = timeout_cycles - 2
 
         crc_in = Signal(8)
         crc_next = Signal(16)
@@ -169,12 +172,12 @@ class HostLink(wiring.Component):
         def receive_timeout():
             """In a state that waits for a byte of the frame: count the silence."""
             with m.If(got):
-                m.d.sync += timer.eq(0)
-            with m.Elif(timer == timeout_cycles - 1):
+                m.d.sync += timer.eq(timer_restart)
+            with m.Elif(timer < 0):
                 m.d.sync += [status.eq(Status.TIMEOUT), resp_len.eq(0)]
                 m.next = "RESP_SYNC"
             with m.Else():
-                m.d.sync += timer.eq(timer + 1)
+                m.d.sync += timer.eq(timer - 1)
 
         def transmit(value, next_state):
             """Offer ``value`` to the transmitter; go to ``next_state`` once it is taken."""
@@ -185,7 +188,7 @@ class HostLink(wiring.Component):
         with m.FSM():
             with m.State("IDLE"):
                 with m.If(got & (byte == SYNC)):
-                    m.d.sync += [crc.eq(CRC_INIT), count.eq(0), timer.eq(0)]
+                    m.d.sync += [crc.eq(CRC_INIT), count.eq(0), timer.eq(timer_restart)]
                     m.next = "HEADER"
 
             with m.State("HEADER"):

@@ -107,6 +107,10 @@ class Sequencer(wiring.Component):
         first = Signal()      # this cycle is the first one of the instruction at pc
         started = Signal()    # the instruction has passed its interlock and is issuing
         left = Signal(range(isa.max_cost(cfg) + 1))   # cycles left, this one included
+        # left == 1 and "a fault or HALT", as registers: the issue logic's conditions come
+        # from flip-flops, not through comparators.
+        last = Signal()
+        stops = Signal()
         # The SRAM rows the next issue cycle addresses, kept in registers rather than summed
         # from the fields: MATMUL activation/accumulator rows, VEC accumulator/activation rows.
         ptr_a = Signal(A)
@@ -156,6 +160,7 @@ class Sequencer(wiring.Component):
         d_mm, d_vec = _fields(word, Op.MATMUL), _fields(word, Op.VEC)
         with m.If(advance):
             m.d.sync += [ir.eq(word), fault.eq(d_fault), left.eq(d_cost), pc.eq(dpc),
+                         last.eq(d_cost == 1), stops.eq((d_fault != 0) | d_op[Op.HALT]),
                          first.eq(1), started.eq(0), step.eq(0),
                          ptr_a.eq(Mux(d_op[Op.VEC], d_vec["acc_addr"], d_mm["act_addr"])),
                          ptr_b.eq(Mux(d_op[Op.VEC], d_vec["act_addr"], d_mm["acc_addr"])),
@@ -216,7 +221,7 @@ class Sequencer(wiring.Component):
 
             with m.State("EXEC"):
                 m.d.sync += self.cycles.eq(self.cycles + 1)
-                with m.If(first & ((fault != 0) | is_op[Op.HALT])):
+                with m.If(first & stops):
                     m.d.sync += [fault_q.eq(fault), self.err_pc.eq(pc),
                                  halting.eq(fault == 0), first.eq(0)]
                     with m.If(settled):
@@ -236,11 +241,12 @@ class Sequencer(wiring.Component):
                             m.d.sync += [vec_left.eq(isa.vec_settle(cfg, 0)
                                                      + vec_f["m"] * cfg.vec_row_cycles - 1),
                                          vec_idle.eq(0)]
-                    with m.If(left == 1):
+                    with m.If(last):
                         m.d.comb += advance.eq(1)
                         m.d.sync += self.instret.eq(self.instret + 1)
                     with m.Else():   # it goes on (on its last cycle, advance loads the next)
-                        m.d.sync += [first.eq(0), started.eq(1), left.eq(left - 1)]
+                        m.d.sync += [first.eq(0), started.eq(1), left.eq(left - 1),
+                                     last.eq(left == 2)]
                         with m.If(is_op[Op.MATMUL] & mm_more):
                             m.d.sync += [ptr_a.eq(ptr_a + 1), ptr_b.eq(ptr_b + 1),
                                          mm_rows.eq(mm_rows - 1), mm_more.eq(mm_rows != 0)]
