@@ -13,6 +13,11 @@ nextpnr's ``report.json`` afterwards, also when nextpnr fails because the clock 
 ``"auto"``
     YoWASP if all of its tools are installed, else the system tools if all are found.
 
+On ECP5, Yosys 0.70's ABC9 step (the timing-driven LUT mapping of ``synth_ecp5``) stops on some
+netlists with an internal assertion in ``ABC_OPS_REINTEGRATE`` (seen on the 4 x 4 core). The
+build then runs once more with the same script but plain ABC for that one step (``abc -lut
+4:7``, not timing-driven), says so, and records it in the report (``synthesis``).
+
 Amaranth picks each tool from an environment variable named after it (``YOSYS``,
 ``NEXTPNR_ICE40``, ...): the build sets them, and points ``OPENFPGALOADER`` (which the ULX3S
 platform requires even without programming) at the real tool if there is one, else at a
@@ -38,6 +43,19 @@ __all__ = ["BuildError", "BuildReport", "build", "find_tools", "parse_report",
 TOOLS_CHOICES = ("auto", "yowasp", "system")
 NAME = "lockstep"
 REPORT = "report.json"
+
+#: The mark of Yosys' ABC9 internal error (module docstring), and the script that replaces that
+#: step: synth_ecp5 up to its LUT mapping, the mapping with plain ABC, then the rest of it.
+ABC9_STEP = "Executing ABC_OPS_REINTEGRATE"
+ECP5_ABC_FALLBACK = {
+    "synth_opts": "-run :map_luts",
+    "script_after_synth": "\n".join([
+        "techmap -map +/lattice/latches_map.v",
+        "abc -lut 4:7 -dress",
+        "clean",
+        f"synth_ecp5 -top {NAME} -run map_cells:",
+    ]),
+}
 
 # Each family's tools: (environment variable, system command, YoWASP command, pip package,
 # Debian package).
@@ -141,6 +159,7 @@ class BuildReport:
     build_dir: str | None = None
     rows: int | None = None     # the array shape actually built
     cols: int | None = None
+    synthesis: str = "default"  # or "abc fallback" (module docstring)
 
     def resource(self, kind):
         """``{"used", "available", "name"}`` of a resource kind (RESOURCE_KINDS), or None."""
@@ -174,6 +193,9 @@ class BuildReport:
             used, avail = res["used"], res["available"]
             pct = f"{100 * used / avail:5.1f} %" if avail else ""
             lines.append(f"  {label:<12} {used:>5} / {avail:<6} {pct}  ({res['name']})")
+        if self.synthesis != "default":
+            lines.append(f"  synthesis    {self.synthesis} (Yosys' ABC9 step failed: "
+                         "LUTs mapped without timing)")
         lines.append(f"  bitstream    {self.bitstream or 'none'}")
         return lines
 
@@ -259,23 +281,65 @@ def build(board_name, build_dir=None, tools="auto", seed=1, progress=sys.stderr,
         if progress is not None:
             print(text, file=progress, flush=True)
 
-    from .top import BoardTop
     start = time.monotonic()
     used = "yowasp" if "yowasp" in Path(env_tools["YOSYS"]).name else "system"
     say(f"building {board.name} ({board.part}, {board.core.rows}x{board.core.cols} core, "
         f"{board.clock_mhz:g} MHz, {board.baud} baud) with {used} tools in {build_dir}")
+    env = {**os.environ, **env_vars}
+    log_path = build_dir / "build.log"
+    overrides = {"synth_opts": board.synth_opts}
+    synthesis = "default"
+    returncode = _run_script(board, build_dir, env_vars, env, overrides, seed, say,
+                             start, interval)
+    if (not report_path.exists() and family_of(board) == "ecp5"
+            and _abc9_failed(build_dir / f"{NAME}.rpt")):
+        say("Yosys' ABC9 LUT mapping stopped with an internal error (a Yosys bug); "
+            "building again with plain ABC for that step")
+        synthesis = "abc fallback"
+        overrides = {**ECP5_ABC_FALLBACK,
+                     "synth_opts": f"{board.synth_opts} {ECP5_ABC_FALLBACK['synth_opts']}"}
+        returncode = _run_script(board, build_dir, env_vars, env, overrides, seed, say,
+                                 start, interval)
+    elapsed = time.monotonic() - start
+
+    if not report_path.exists():
+        tail = _last_error(build_dir, log_path)
+        raise BuildError(f"{board.name} build failed (status {returncode}) without a nextpnr "
+                         f"report: {tail} (logs in {build_dir})")
+    try:
+        data = json.loads(report_path.read_text())
+    except (OSError, ValueError) as exc:
+        raise BuildError(f"cannot read {report_path}: {exc}") from None
+    report = parse_report(data, board, bitstream=str(bitstream) if bitstream.exists() else None,
+                          seed=seed, tools=used, elapsed_s=round(elapsed, 1),
+                          build_dir=str(build_dir))
+    return replace(report, synthesis=synthesis)
+
+
+def _abc9_failed(rpt):
+    """Whether Yosys' log ``rpt`` ends in an assertion inside the ABC9 step."""
+    if not rpt.exists():
+        return False
+    text = rpt.read_text(errors="replace")
+    step = text.rfind(ABC9_STEP)
+    return step >= 0 and "ERROR: Assert" in text[step:]
+
+
+def _run_script(board, build_dir, env_vars, env, overrides, seed, say, start, interval):
+    """Write the build files with Amaranth's ``overrides`` (on a new platform object: one
+    prepares only once) and run the build script; returns its exit status."""
+    from .top import BoardTop
     try:
         platform = board.platform()
     except ImportError as exc:
         raise BuildError(str(exc)) from None
     with _patched_environ(env_vars):
         plan = platform.prepare(
-            BoardTop(board), NAME, synth_opts=board.synth_opts,
+            BoardTop(board), NAME, **overrides,
             nextpnr_opts=f"--report {REPORT} --seed {int(seed)}")
         plan.extract(str(build_dir))
     say(f"[{time.monotonic() - start:5.0f} s] elaborated; running the build script")
 
-    env = {**os.environ, **env_vars}
     log_path = build_dir / "build.log"
     with open(log_path, "w") as log:
         proc = subprocess.Popen(["sh", f"build_{NAME}.sh"], cwd=build_dir, env=env,
@@ -297,20 +361,8 @@ def build(board_name, build_dir=None, tools="auto", seed=1, progress=sys.stderr,
         finally:
             stop.set()
             thread.join()
-    elapsed = time.monotonic() - start
-    say(f"[{elapsed:5.0f} s] build script exited with status {returncode}")
-
-    if not report_path.exists():
-        tail = _last_error(build_dir, log_path)
-        raise BuildError(f"{board.name} build failed (status {returncode}) without a nextpnr "
-                         f"report: {tail} (logs in {build_dir})")
-    try:
-        data = json.loads(report_path.read_text())
-    except (OSError, ValueError) as exc:
-        raise BuildError(f"cannot read {report_path}: {exc}") from None
-    return parse_report(data, board, bitstream=str(bitstream) if bitstream.exists() else None,
-                        seed=seed, tools=used, elapsed_s=round(elapsed, 1),
-                        build_dir=str(build_dir))
+    say(f"[{time.monotonic() - start:5.0f} s] build script exited with status {returncode}")
+    return returncode
 
 
 def _last_error(build_dir, log_path):

@@ -136,6 +136,7 @@ def build_one(board, rows, cols, build_dir, seed=1, tools="auto", timeout=None,
         macs_per_cycle=data["macs_per_cycle"], target_mhz=data["target_mhz"], fmax_mhz=fmax,
         timing_met=data["timing_met"], fits=fits, utilization=util,
         tool_seconds=data.get("elapsed_s"), tools=data.get("tools"),
+        synthesis=data.get("synthesis", "default"),
         peak_gmacs=None if fmax is None else round(data["macs_per_cycle"] * fmax / 1000, 4),
         status=("does not fit" if not fits else "ok" if data["timing_met"] else "timing failed"),
         error=error)
@@ -161,6 +162,8 @@ def table(results):
         gmacs = "-" if r.get("peak_gmacs") is None else f"{r['peak_gmacs']:.3f}"
         status = r["status"] + (f": {r['error']}" if r.get("error") and r["status"] != "ok"
                                 and r["status"] != "timing failed" else "")
+        if r.get("synthesis", "default") != "default":   # boards/build.py: the ABC9 fallback
+            status += f" ({r['synthesis']})"
         rows.append([r["board"], r["part"], _name(r),
                      r["macs_per_cycle"], fmax, f"{r['target_mhz']:g}", _used(r.get("logic")),
                      _used(r.get("dsp")), _used(r.get("bram")), gmacs,

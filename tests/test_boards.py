@@ -161,6 +161,64 @@ def test_report_parsing_timing_failed(tmp_path, capsys, monkeypatch):
     assert json.loads(out_json.read_text())["fmax_mhz"] == 21.3
 
 
+ABC9_ASSERT_LOG = """2.46.15.7. Executing ABC_OPS_REINTEGRATE pass (reintegrate ABC mapped design).
+<suppressed ~22382 debug messages>
+ERROR: Assert `GetSize(conn.first) == GetSize(conn.second)' failed in kernel/rtlil.cc:3091.
+"""
+
+
+def test_abc9_failure_is_recognised(tmp_path):
+    rpt = tmp_path / "lockstep.rpt"
+    assert not board_build._abc9_failed(rpt)                    # no log at all
+    rpt.write_text("2.3. Executing ABC_OPS_REINTEGRATE pass\nEnd of script.\n")
+    assert not board_build._abc9_failed(rpt)                    # the step passed
+    rpt.write_text("ERROR: Assert `x' failed.\n2.46.15.7. Executing ABC_OPS_REINTEGRATE\n")
+    assert not board_build._abc9_failed(rpt)                    # an error before the step
+    rpt.write_text(ABC9_ASSERT_LOG)
+    assert board_build._abc9_failed(rpt)
+
+
+@pytest.mark.parametrize("name, abc9_breaks, runs, synthesis", [
+    ("ulx3s-85f", True, 2, "abc fallback"),
+    ("ulx3s-85f", False, 1, "default"),
+    ("icebreaker", True, 1, None),        # no fallback on iCE40: the error is reported
+])
+def test_ecp5_build_retries_after_the_abc9_bug(tmp_path, monkeypatch, name, abc9_breaks, runs,
+                                               synthesis):
+    """The build's control flow around Yosys' ABC9 bug, with the tools replaced by a script:
+    the second run (the fallback) gets plain ABC for the LUT mapping, and says so."""
+    calls = []
+
+    def fake_run(board, build_dir, env_vars, env, overrides, seed, say, start, interval):
+        calls.append(overrides)
+        if abc9_breaks and len(calls) == 1:
+            (build_dir / "lockstep.rpt").write_text(ABC9_ASSERT_LOG)
+            return 1
+        (build_dir / "report.json").write_text(json.dumps(ICE_REPORT))
+        return 0
+
+    monkeypatch.setattr(board_build, "_run_script", fake_run)
+    monkeypatch.setattr(board_build, "find_tools", lambda board, tools: {"YOSYS": "yosys"})
+    messages = []
+    if synthesis is None:
+        with pytest.raises(BuildError, match="without a nextpnr report: ERROR: Assert"):
+            board_build.build(name, build_dir=tmp_path, progress=None)
+    else:
+        import io
+        log = io.StringIO()
+        report = board_build.build(name, build_dir=tmp_path, progress=log)
+        messages = log.getvalue()
+        assert report.synthesis == synthesis
+        assert ("LUTs mapped without timing" in "\n".join(report.table())) == abc9_breaks
+    assert len(calls) == runs
+    assert calls[0] == {"synth_opts": get_board(name).synth_opts}
+    if runs == 2:
+        assert "Yosys' ABC9 LUT mapping stopped with an internal error" in messages
+        assert calls[1]["synth_opts"].strip() == "-run :map_luts"
+        assert "abc -lut 4:7" in calls[1]["script_after_synth"]
+        assert "-run map_cells:" in calls[1]["script_after_synth"]
+
+
 def test_icebreaker_bitstream(tmp_path):
     """A real build with YoWASP (about 2-3 minutes)."""
     report = board_build.build("icebreaker", build_dir=tmp_path / "ice", tools="yowasp",
