@@ -45,9 +45,9 @@ class ProcessingElement(wiring.Component):
 
     For each valid ``a_in`` the PE computes ``psum_out = psum_in + a_in.data * active``.
     ``a_in.swap`` set (valid or not) copies the shadow weight into the active weight at the end
-    of the cycle: it marks the cycle before the first activation of a new tile, which with every
-    later activation uses the new weight. (So the weight operand is a register, not a choice
-    between two, and swaps are only ever as far apart as activations.)
+    of the cycle. It marks the cycle before the first activation of a new tile, so that this
+    activation and every later one use the new weight, and the multiplier's weight operand is a
+    register rather than a choice between two.
 
     The shadow weight is written from ``w`` at the end of every cycle in which ``w.valid`` is
     set. A swap in the same cycle still copies the old shadow weight.
