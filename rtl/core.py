@@ -172,7 +172,8 @@ class LockstepCore(wiring.Component):
                     m.d.comb += port.en[lane].eq(lane // max(1, lanes_per_word) == word)
 
         # The start is registered: the host port's decode and the sequencer's clearing of its
-        # registers each get a cycle (the program starts in the cycle after the CTRL write).
+        # registers each get a cycle (so the core is busy from the second cycle after the CTRL
+        # write, docs/isa.md).
         start = Signal()
         m.d.sync += start.eq(host.w_en & (region == Region.CTRL) & (row == 0)
                              & (word == Reg.CTRL) & host.w_data[0])
