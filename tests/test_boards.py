@@ -1,5 +1,6 @@
 """Board builds: the catalog, `lockstep build` / `lockstep flash`, and one real iCE40 build."""
 
+import io
 import json
 import subprocess
 import sys
@@ -204,7 +205,6 @@ def test_ecp5_build_retries_after_the_abc9_bug(tmp_path, monkeypatch, name, abc9
         with pytest.raises(BuildError, match="without a nextpnr report: ERROR: Assert"):
             board_build.build(name, build_dir=tmp_path, progress=None)
     else:
-        import io
         log = io.StringIO()
         report = board_build.build(name, build_dir=tmp_path, progress=log)
         messages = log.getvalue()

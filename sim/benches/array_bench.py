@@ -6,8 +6,8 @@ shadow weight writes, has a :class:`Driver` play it, a :class:`Monitor` record e
 ``y``, and :func:`check` compare the recording with what it should be: the tile-level
 expectation ``x @ W_tile`` where the test means one, and always :class:`ArrayModel`, which
 follows the array's timing rules PE by PE. A result must appear exactly
-``rtl.array.systolic_latency(R, C)`` cycles after its vector, and no cycle without a vector may give
-``y.valid``.
+``rtl.array.systolic_latency(R, C)`` cycles after its vector, and no cycle without a vector may
+give ``y.valid``.
 
 Cycle numbers are taken from the simulation time (one per clock period), so the driver and the
 monitor agree on them whatever order cocotb wakes them in.
