@@ -285,20 +285,20 @@ def build(board_name, build_dir=None, tools="auto", seed=1, progress=sys.stderr,
     used = "yowasp" if "yowasp" in Path(env_tools["YOSYS"]).name else "system"
     say(f"building {board.name} ({board.part}, {board.core.rows}x{board.core.cols} core, "
         f"{board.clock_mhz:g} MHz, {board.baud} baud) with {used} tools in {build_dir}")
-    env = {**os.environ, **env_vars}
     log_path = build_dir / "build.log"
-    overrides = {"synth_opts": board.synth_opts}
+    nextpnr_opts = f"--report {REPORT} --seed {int(seed)}"
+    overrides = {"synth_opts": board.synth_opts, "nextpnr_opts": nextpnr_opts}
     synthesis = "default"
-    returncode = _run_script(board, build_dir, env_vars, env, overrides, seed, say,
+    returncode = _run_script(board, build_dir, env_vars, overrides, say,
                              start, interval)
     if (not report_path.exists() and family_of(board) == "ecp5"
             and _abc9_failed(build_dir / f"{NAME}.rpt")):
         say("Yosys' ABC9 LUT mapping stopped with an internal error (a Yosys bug); "
             "building again with plain ABC for that step")
         synthesis = "abc fallback"
-        overrides = {**ECP5_ABC_FALLBACK,
+        overrides = {**ECP5_ABC_FALLBACK, "nextpnr_opts": nextpnr_opts,
                      "synth_opts": f"{board.synth_opts} {ECP5_ABC_FALLBACK['synth_opts']}"}
-        returncode = _run_script(board, build_dir, env_vars, env, overrides, seed, say,
+        returncode = _run_script(board, build_dir, env_vars, overrides, say,
                                  start, interval)
     elapsed = time.monotonic() - start
 
@@ -325,24 +325,24 @@ def _abc9_failed(rpt):
     return step >= 0 and "ERROR: Assert" in text[step:]
 
 
-def _run_script(board, build_dir, env_vars, env, overrides, seed, say, start, interval):
+def _run_script(board, build_dir, env_vars, overrides, say, start, interval):
     """Write the build files with Amaranth's ``overrides`` (on a new platform object: one
-    prepares only once) and run the build script; returns its exit status."""
+    prepares only once) and run the build script with the tools of ``env_vars``; returns its
+    exit status."""
     from .top import BoardTop
     try:
         platform = board.platform()
     except ImportError as exc:
         raise BuildError(str(exc)) from None
     with _patched_environ(env_vars):
-        plan = platform.prepare(
-            BoardTop(board), NAME, **overrides,
-            nextpnr_opts=f"--report {REPORT} --seed {int(seed)}")
+        plan = platform.prepare(BoardTop(board), NAME, **overrides)
         plan.extract(str(build_dir))
     say(f"[{time.monotonic() - start:5.0f} s] elaborated; running the build script")
 
     log_path = build_dir / "build.log"
     with open(log_path, "w") as log:
-        proc = subprocess.Popen(["sh", f"build_{NAME}.sh"], cwd=build_dir, env=env,
+        proc = subprocess.Popen(["sh", f"build_{NAME}.sh"], cwd=build_dir,
+                                env={**os.environ, **env_vars},
                                 stdout=log, stderr=subprocess.STDOUT)
         stop = threading.Event()
 

@@ -190,7 +190,7 @@ def test_ecp5_build_retries_after_the_abc9_bug(tmp_path, monkeypatch, name, abc9
     the second run (the fallback) gets plain ABC for the LUT mapping, and says so."""
     calls = []
 
-    def fake_run(board, build_dir, env_vars, env, overrides, seed, say, start, interval):
+    def fake_run(board, build_dir, env_vars, overrides, say, start, interval):
         calls.append(overrides)
         if abc9_breaks and len(calls) == 1:
             (build_dir / "lockstep.rpt").write_text(ABC9_ASSERT_LOG)
@@ -211,10 +211,12 @@ def test_ecp5_build_retries_after_the_abc9_bug(tmp_path, monkeypatch, name, abc9
         assert report.synthesis == synthesis
         assert ("LUTs mapped without timing" in "\n".join(report.table())) == abc9_breaks
     assert len(calls) == runs
-    assert calls[0] == {"synth_opts": get_board(name).synth_opts}
+    assert calls[0] == {"synth_opts": get_board(name).synth_opts,
+                        "nextpnr_opts": "--report report.json --seed 1"}
     if runs == 2:
         assert "Yosys' ABC9 LUT mapping stopped with an internal error" in messages
         assert calls[1]["synth_opts"].strip() == "-run :map_luts"
+        assert calls[1]["nextpnr_opts"] == calls[0]["nextpnr_opts"]
         assert "abc -lut 4:7" in calls[1]["script_after_synth"]
         assert "-run map_cells:" in calls[1]["script_after_synth"]
 
