@@ -93,7 +93,7 @@ class LockstepCore(wiring.Component):
       read-add-write in s+i+2+``isa.array_latency`` (``isa.matmul_settle``);
     * VEC step j (row j // vec_steps) issued in cycle s+j*K (K = ``cfg.vec_mult_cycles``):
       accumulator and parameter read in s+j*K, lane select, vector unit input in s+j*K+2
-      (s+j*K+1 for a serial unit), activation write in s+j*K+``isa.vec_pipeline_depth`` (7
+      (s+j*K+1 for a serial unit), activation write in s+j*K+``isa.vec_pipeline_depth`` (8
       with K = 1; ``isa.vec_settle``);
     * weight loads: shadow row j written in s+C+j (rtl/loader.py, started in s, as the swap
       switches PE[j][C-1] in s+C+j).

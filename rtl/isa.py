@@ -232,16 +232,16 @@ def array_latency(rows, cols):
 
 
 def vec_unit_latency(mult_cycles):
-    """Cycles from an input of the vector unit to its result (rtl/vector.py): five stages with
-    DSP multipliers (``mult_cycles`` = 1); with a serial multiplier of K cycles, the bias add,
-    K multiply steps, then the rounding stage, the shift and the zero-point-and-clamp stage:
-    K + 4."""
-    return 5 if mult_cycles == 1 else mult_cycles + 4
+    """Cycles from an input of the vector unit to its result (rtl/vector.py): six stages with
+    DSP multipliers (``mult_cycles`` = 1): the bias add, the partial products, their sum, the
+    rounding, the shift, the zero point and clamp; with a serial multiplier of K cycles, the
+    bias add, K multiply steps, then the last three: K + 4."""
+    return 6 if mult_cycles == 1 else mult_cycles + 4
 
 
 def vec_pipeline_depth(cfg):
     """Cycles from a VEC step's accumulator read to its activation write landing: the read,
-    then the vector unit, 7 in all with DSP multipliers, whose input is registered
+    then the vector unit, 8 in all with DSP multipliers, whose input is registered
     (READ_LATENCY); a serial lane takes the SRAM's output directly: K + 5."""
     k = cfg.vec_mult_cycles
     return (READ_LATENCY if k == 1 else 1) + vec_unit_latency(k)

@@ -86,7 +86,7 @@ class VectorUnit(wiring.Component):
     Timing
     ------
     A vector with ``i.valid`` set in cycle ``t`` appears on ``o`` with ``o.valid`` set in cycle
-    ``t + latency`` (``isa.vec_unit_latency(K)``: 5 for K = 1, K + 4 otherwise), for that one
+    ``t + latency`` (``isa.vec_unit_latency(K)``: 6 for K = 1, K + 4 otherwise), for that one
     cycle: the payload registers load every cycle, so ``o.payload`` means nothing while
     ``o.valid`` is low. Throughput is one vector per K cycles. ``o.valid`` and ``o.payload``
     come straight from registers. Reset clears the valid bits only, so vectors in flight during
@@ -99,12 +99,13 @@ class VectorUnit(wiring.Component):
        nothing but a register after it), and the saturation test;
     3. their sum, the 64-bit signed product;
     4. the product's rounded high half (SRDHM), plus the rounding offset of the shift;
-    5. the arithmetic shift, the zero point and the clamp, into the output register.
+    5. the arithmetic shift, saturated to nine bits;
+    6. the zero point and the clamp, into the output register.
 
     With a serial multiplier, stage 1 holds its registers for the K cycles that follow, in
     which the product is built 32 / K multiplier bits at a time (shift and add, the last
     multiplier digit signed); the K-th of them writes the 64-bit product (stage 3 above), and
-    stage 4 follows, then stage 5 in two: the shift, then the zero point and the clamp.
+    stages 4 to 6 follow.
     """
 
     def __init__(self, lanes, tag_width, mult_cycles=1):
@@ -144,9 +145,8 @@ class VectorUnit(wiring.Component):
             s2_valid = self._dsp_product(m, s2)
         else:
             s2_valid = self._serial_product(m, s2)
-        # s3 and s4 (and a serial unit's extra stage 5) follow s2: valid bits for them, the only
-        # other bits with a reset.
-        post = Signal(2 if self.mult_cycles == 1 else 3)
+        # Stages 4 to 6 follow s2: valid bits for them, the only other bits with a reset.
+        post = Signal(3)
         m.d.sync += post.eq(Cat(s2_valid, post[:-1]))
         m.d.comb += [
             self.o.valid.eq(post[-1]),
@@ -234,7 +234,7 @@ class VectorUnit(wiring.Component):
 
         # Stage 1 loads only with a valid input and holds through the multiply. The side fields
         # move on with the product, and stay there for the K cycles (K >= 4) until the next one:
-        # stages 4 and 5 read them there instead of from copies of their own.
+        # stages 4 to 6 read them there instead of from copies of their own.
         side = Signal(self._side, reset_less=True)
         with m.If(self.i.valid):
             m.d.sync += self._load_side(side, p)
@@ -280,7 +280,7 @@ class VectorUnit(wiring.Component):
         return s2_valid
 
     def _round_shift_clamp(self, m, s2):
-        """Stages 4 and 5 from the product register ``s2``; returns the output: the stage 5
+        """Stages 4 to 6 from the product register ``s2``; returns the output: the stage 6
         register, and the tag from a register (its own, or the serial unit's s2)."""
         s3 = Signal(data.StructLayout({
             "y": data.ArrayLayout(signed(33), self.lanes),
@@ -288,11 +288,14 @@ class VectorUnit(wiring.Component):
         }), reset_less=True)
         s4 = Signal(output_layout(self.lanes, self.tag_width), reset_less=True)
         if self.mult_cycles == 1:
-            m.d.sync += [s3.side.eq(s2.side), s4.tag.eq(s3.side.tag)]
+            # The shifted values' stage carries what the last stage still needs.
+            s5_side = Signal(self._side, reset_less=True)
+            m.d.sync += [s3.side.eq(s2.side), s5_side.eq(s3.side), s4.tag.eq(s5_side.tag)]
             out = s4
         else:
             # s2.side holds until the next product, K >= 4 cycles on: no copies needed.
             m.d.comb += s3.side.eq(s2.side)
+            s5_side = s2.side
             out = Signal.like(s4)
             m.d.comb += [out.data.eq(s4.data), out.tag.eq(s2.side.tag)]
 
@@ -311,8 +314,9 @@ class VectorUnit(wiring.Component):
             x_negative = ~s2.saturate[j] & high[31]
 
             # Still stage 4: the rounding of RoundingDivideByPOT, moved ahead of its shift so that
-            # stage 5 is only a shift, an add and the clamp (one lane alone on an LFE5U-85F: 45-54
-            # MHz with the remainder compare in stage 5, 75-78 MHz like this). gemmlowp adds 1
+            # stage 5 is only a shift (one lane alone on an LFE5U-85F, when the shift, the add and
+            # the clamp were one stage: 45-54 MHz with the remainder compare in it, 75-78 MHz
+            # without). gemmlowp adds 1
             # to floor(x / 2**s) when x mod 2**s > 2**(s-1) - 1 + (x < 0). For s >= 1 that is
             # floor((x + c) / 2**s) with c = 2**(s-1) - (x < 0), as 0 <= c < 2**s; for s = 0 it
             # is x, i.e. c = 0. x + c lies in [-2**31, 2**31 + 2**30): 33 bits.
@@ -321,12 +325,12 @@ class VectorUnit(wiring.Component):
             m.d.comb += half.eq((1 << shift) >> 1)
             m.d.sync += s3.y[j].eq(x + half - (x_negative & (shift != 0)))
 
-            # Stage 5: the shift (arithmetic: y is signed), zero point and clamp. Only nine bits
-            # of the shifted value v matter: the clamp bounds and the zero point are int8, so any
-            # v above 255 ends as clamp_max and any v below -256 as clamp_min, exactly as 255
-            # and -256 do. So v is saturated to signed(9): a nine-bit window of the shifter, and
-            # a test that no bit of y at or above s + 8 differs from its sign. The add and the
-            # compares are ten bits wide instead of 34.
+            # Stage 5: the shift (arithmetic: y is signed). Only nine bits of the shifted value v
+            # matter: the clamp bounds and the zero point are int8, so any v above 255 ends as
+            # clamp_max and any v below -256 as clamp_min, exactly as 255 and -256 do. So v is
+            # saturated to signed(9): a nine-bit window of the shifter, and a test that no bit of
+            # y at or above s + 8 differs from its sign. Stage 6's add and compares are then ten
+            # bits wide instead of 34.
             y, shift = s3.y[j], s3.side.shift[j]
             sign = y[-1]
             overflow = Const(0, 1)
@@ -334,16 +338,15 @@ class VectorUnit(wiring.Component):
                 overflow = overflow | ((y[i] ^ sign) & (shift <= i - 8))
             window = Signal(signed(9), name=f"window{j}")
             m.d.comb += window.eq((y >> shift)[:9])
-            v = Mux(overflow, Mux(sign, -256, 255), window)
-            # A serial unit has cycles to spare: the shift gets a stage of its own (its register
-            # shares the shift's logic cells), the add and the clamp the next.
-            if self.mult_cycles != 1:
-                v_q = Signal(signed(9), name=f"shifted{j}", reset_less=True)
-                m.d.sync += v_q.eq(v)
-                v = v_q
+            # The shift has a stage of its own (its register shares the shift's logic cells),
+            # the add and the clamp the next: together, 13.8 ns on an LFE5U-85F (4x4 core).
+            v = Signal(signed(9), name=f"shifted{j}", reset_less=True)
+            m.d.sync += v.eq(Mux(overflow, Mux(sign, -256, 255), window))
+
+            # Stage 6: the zero point and the clamp.
             biased = Signal(signed(10), name=f"biased{j}")
-            m.d.comb += biased.eq(v + s3.side.zero_point)
-            lo, hi = s3.side.clamp_min, s3.side.clamp_max
+            m.d.comb += biased.eq(v + s5_side.zero_point)
+            lo, hi = s5_side.clamp_min, s5_side.clamp_max
             # Both compares look at biased, not one at the other's result: they run in parallel.
             m.d.sync += s4.data[j].eq(Mux(biased < lo, lo, Mux(biased > hi, hi, biased)))
         return out
