@@ -47,6 +47,10 @@ def add_config_arguments(parser):
                         default=defaults.vec_mult_cycles,
                         help="cycles per requantisation multiply: 1 (DSP multipliers) or 4, 8, "
                         "16, 32 (serial, in logic) (default 1)")
+    parser.add_argument("--host-read-latency", dest="host_read_latency", type=int,
+                        default=defaults.host_read_latency,
+                        help="cycles per host port read: 2, or 3 to register every SRAM output "
+                        f"before the word select (default {defaults.host_read_latency})")
 
 
 def config_from_args(args):

@@ -6,7 +6,8 @@ model, the compiler and the testbenches all take a :class:`CoreConfig`.
 
 from dataclasses import asdict, dataclass, fields
 
-__all__ = ["CoreConfig", "ConfigError", "MULT_CYCLES_CHOICES", "shape_name"]
+__all__ = ["CoreConfig", "ConfigError", "HOST_READ_LATENCY_CHOICES", "MULT_CYCLES_CHOICES",
+           "shape_name"]
 
 # Widths of the instruction fields that hold addresses and counts (see rtl/isa.py). They bound
 # the depths a configuration may ask for, so they live here, next to the checks that use them.
@@ -20,6 +21,9 @@ MAX_LANES = 64
 #: least 4, so that a result's tag and parameters can be read from a register that the next
 #: input overwrites only K cycles later).
 MULT_CYCLES_CHOICES = (1, 4, 8, 16, 32)
+#: Cycles a host read may take (rtl/hostbus.py): the SRAM read and the word's register beside
+#: the SRAMs, or with 3 a register for every SRAM's output row between them.
+HOST_READ_LATENCY_CHOICES = (2, 3)
 
 
 def shape_name(rows, cols, vec_lanes=None, vec_mult_cycles=None):
@@ -66,6 +70,12 @@ class CoreConfig:
         multiplies serially in logic, 32 / K multiplier bits per cycle, and takes no DSP (on
         the UP5K the array needs all eight). A VEC row then takes :attr:`vec_row_cycles` =
         ``vec_steps * K`` cycles.
+    host_read_latency : int
+        Cycles from a host port read to its data (rtl/hostbus.py): 2 (the default) selects the
+        host's 32-bit word straight from the SRAM's output and registers it; 3 registers every
+        SRAM's output row first, then selects the word from those registers, so that a block
+        RAM's output goes straight into a flip-flop (an ECP5 at 100 MHz: the DP16KD's clock to
+        output is 5.6 ns of the 10). It costs a flip-flop per SRAM output bit.
     """
 
     rows: int = 8
@@ -77,6 +87,7 @@ class CoreConfig:
     prog_depth: int = 512
     vec_lanes: int = None
     vec_mult_cycles: int = 1
+    host_read_latency: int = 2
 
     def __post_init__(self):
         if self.vec_lanes is None and isinstance(self.rows, int) and isinstance(self.cols, int):
@@ -120,6 +131,10 @@ class CoreConfig:
         if k not in MULT_CYCLES_CHOICES:
             raise ConfigError(f"vec_mult_cycles must be one of "
                               f"{', '.join(map(str, MULT_CYCLES_CHOICES))}, not {k}")
+        if self.host_read_latency not in HOST_READ_LATENCY_CHOICES:
+            raise ConfigError(f"host_read_latency must be one of "
+                              f"{', '.join(map(str, HOST_READ_LATENCY_CHOICES))}, "
+                              f"not {self.host_read_latency}")
         if self.wgt_depth < self.rows:
             raise ConfigError(
                 f"wgt_depth ({self.wgt_depth}) must hold at least one weight tile "
@@ -174,5 +189,7 @@ class CoreConfig:
         vec = f"_v{self.vec_lanes}" if self.vec_lanes != self.lanes else ""
         if self.vec_mult_cycles != 1:
             vec += f"_s{self.vec_mult_cycles}"
+        if self.host_read_latency != 2:
+            vec += f"_h{self.host_read_latency}"
         return (f"r{self.rows}c{self.cols}_a{self.act_depth}_w{self.wgt_depth}"
                 f"_c{self.acc_depth}_q{self.qparam_depth}_p{self.prog_depth}{vec}")

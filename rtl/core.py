@@ -7,7 +7,6 @@ from amaranth.lib.wiring import In, Out
 
 from .array import SystolicArray
 from .config import ADDR_FIELD_BITS, GROUP_FIELD_BITS
-from .hostbus import READ_LATENCY as HOST_READ_LATENCY
 from .hostbus import HostBusSignature
 from .hostmap import DATA_BITS, REGION_BITS, STATUS_ERROR_SHIFT, HostMap, Reg, Region
 from .isa import READ_LATENCY, array_latency
@@ -18,11 +17,11 @@ from .vector import VectorUnit
 __all__ = ["LockstepCore"]
 
 
-def _delay(m, value, cycles, name):
+def _delay(m, value, cycles, name, reset_less=False):
     """``value`` delayed by ``cycles`` registers of the sync domain (reset to ``value``'s init,
-    so delayed valid bits come out of reset low)."""
+    so delayed valid bits come out of reset low; data needs no reset: ``reset_less``)."""
     for stage in range(cycles):
-        reg = Signal.like(value, name=f"{name}_d{stage + 1}")
+        reg = Signal.like(value, name=f"{name}_d{stage + 1}", reset_less=reset_less)
         m.d.sync += reg.eq(value)
         value = reg
     return value
@@ -327,10 +326,13 @@ class LockstepCore(wiring.Component):
             loader.rd_data.eq(wgt_r.data),
         ]
 
-        # -- host reads: two cycles of latency ---------------------------------------------------
+        # -- host reads: cfg.host_read_latency cycles ------------------------------------------
         # The SRAM word is selected in the cycle after the read and registered here, next to
         # the SRAMs: a block RAM's output must not travel to the host link in the same cycle.
-        assert HOST_READ_LATENCY == 2, "host reads: the SRAM read, then the register below"
+        # With a latency of 3, each SRAM's output row is registered first (``lag``), and the word
+        # is selected from those registers a cycle later: on an ECP5 at 100 MHz, a block RAM's
+        # clock-to-output leaves too little of the cycle for the selection behind it.
+        lag = cfg.host_read_latency - 2
         r_region = Signal(REGION_BITS)
         r_word = Signal(hmap.word_bits)
         r_hit = Signal()
@@ -339,7 +341,7 @@ class LockstepCore(wiring.Component):
         r_valid = Signal()
         m.d.sync += [
             r_valid.eq(host.r_en),
-            host.r_valid.eq(r_valid),
+            host.r_valid.eq(_delay(m, r_valid, lag, "host_r_valid")),
             host.r_data.eq(r_data),
             r_region.eq(region),
             r_word.eq(word),
@@ -357,28 +359,38 @@ class LockstepCore(wiring.Component):
                 with m.Case(reg):
                     m.d.sync += r_reg.eq(value)
 
+        # What the word select sees: the SRAM rows and the read's fields, ``lag`` cycles later.
+        r_hit = _delay(m, r_hit, lag, "host_hit")      # r_data is 0 without r_valid
+        r_region, r_word, r_reg = (
+            _delay(m, value, lag, f"host_{name}", reset_less=True)
+            for name, value in (("region", r_region), ("word", r_word), ("reg", r_reg)))
+        prog_row, act_row, wgt_row, acc_row, bias_row, mult_row, shift_row = (
+            _delay(m, port.data, lag, f"host_{name}_row", reset_less=True)
+            for name, port in (("prog", prog_r), ("act", act_r), ("wgt", wgt_r), ("acc", acc_r),
+                               ("bias", bias_r), ("mult", mult_r), ("shift", shift_r)))
+
         r_channel, r_kind = r_word[2:], r_word[:2]
         r_lane = channel_lane[r_channel]
         qparam_word = Signal(DATA_BITS)
         with m.Switch(r_kind):
             with m.Case(0):
-                m.d.comb += qparam_word.eq(bias_r.data.word_select(r_lane, 32))
+                m.d.comb += qparam_word.eq(bias_row.word_select(r_lane, 32))
             with m.Case(1):
-                m.d.comb += qparam_word.eq(mult_r.data.word_select(r_lane, 32))
+                m.d.comb += qparam_word.eq(mult_row.word_select(r_lane, 32))
             with m.Case(2):
-                m.d.comb += qparam_word.eq(shift_r.data.word_select(r_lane, 8))
+                m.d.comb += qparam_word.eq(shift_row.word_select(r_lane, 8))
         with m.If(r_hit):
             with m.Switch(r_region):
                 with m.Case(Region.CTRL):
                     m.d.comb += r_data.eq(r_reg)
                 with m.Case(Region.PROG):
-                    m.d.comb += r_data.eq(prog_r.data.word_select(r_word, 32))
+                    m.d.comb += r_data.eq(prog_row.word_select(r_word, 32))
                 with m.Case(Region.ACT):
-                    m.d.comb += r_data.eq(_padded(act_r.data, 32).word_select(r_word, 32))
+                    m.d.comb += r_data.eq(_padded(act_row, 32).word_select(r_word, 32))
                 with m.Case(Region.WGT):
-                    m.d.comb += r_data.eq(_padded(wgt_r.data, 32).word_select(r_word, 32))
+                    m.d.comb += r_data.eq(_padded(wgt_row, 32).word_select(r_word, 32))
                 with m.Case(Region.ACC):
-                    m.d.comb += r_data.eq(acc_r.data.word_select(r_word, 32))
+                    m.d.comb += r_data.eq(acc_row.word_select(r_word, 32))
                 with m.Case(Region.QPARAM):
                     m.d.comb += r_data.eq(qparam_word)
         return m

@@ -5,10 +5,7 @@ from amaranth.lib.wiring import In, Out
 
 from .hostmap import DATA_BITS, HostMap
 
-__all__ = ["HostBusSignature", "READ_LATENCY"]
-
-#: Cycles from a read's ``r_en`` to its ``r_valid`` and ``r_data``.
-READ_LATENCY = 2
+__all__ = ["HostBusSignature"]
 
 
 class HostBusSignature(wiring.Signature):
@@ -22,14 +19,16 @@ class HostBusSignature(wiring.Signature):
         Write ``w_data`` to ``addr`` at the end of this cycle.
     w_data : Out(32)
     r_en : Out(1)
-        Read ``addr``; the word arrives on ``r_data`` with ``r_valid`` two cycles later.
+        Read ``addr``; the word arrives on ``r_data`` with ``r_valid``
+        ``cfg.host_read_latency`` cycles later.
     r_data : In(32)
     r_valid : In(1)
 
-    Timing: one access per cycle, back to back; reads have a latency of exactly two cycles
-    (:data:`READ_LATENCY`): the SRAM read, then a register next to the SRAMs, so that no block
-    RAM output has to reach the host in the cycle it appears. ``r_data`` is 0 in cycles
-    without ``r_valid``.
+    Timing: one access per cycle, back to back; reads have a latency of exactly
+    ``cfg.host_read_latency`` cycles (:attr:`read_latency`): 2 is the SRAM read, then a
+    register next to the SRAMs for the selected word, so that no block RAM output has to reach
+    the host in the cycle it appears; 3 puts a register for each SRAM's whole output row
+    between the two. ``r_data`` is 0 in cycles without ``r_valid``.
     SRAM accesses take effect only while the core is idle (writes are dropped and reads
     return 0 while it runs); the control registers answer at any time.
     """
@@ -44,6 +43,11 @@ class HostBusSignature(wiring.Signature):
             "r_data": In(DATA_BITS),
             "r_valid": In(1),
         })
+
+    @property
+    def read_latency(self):
+        """Cycles from a read's ``r_en`` to its ``r_valid`` and ``r_data``."""
+        return self.cfg.host_read_latency
 
     def __eq__(self, other):
         return isinstance(other, HostBusSignature) and self.cfg == other.cfg

@@ -12,26 +12,25 @@ from rtl.config import CoreConfig
 from rtl.core import LockstepCore
 from sim.runner import run_cocotb
 
-# Array shapes (rows, cols, vec_lanes[, vec_mult_cycles]), some not square, some with fewer
-# vector lanes than min(rows, cols) (several cycles per VEC row), some with serial multipliers
-# (K cycles per VEC step); small SRAMs keep full read-backs cheap.
-SHAPES = [(1, 1, None), (3, 3, None), (8, 8, None), (8, 8, 2), (4, 16, None), (4, 16, 1),
+# Array shapes (rows, cols, vec_lanes[, vec_mult_cycles[, host_read_latency]]), some not
+# square, some with fewer vector lanes than min(rows, cols) (several cycles per VEC row), some
+# with serial multipliers (K cycles per VEC step), one with the ULX3S's three-cycle host reads;
+# small SRAMs keep full read-backs cheap.
+SHAPES = [(1, 1, None), (3, 3, None), (8, 8, None), (8, 8, 2, 1, 3), (4, 16, None), (4, 16, 1),
           (16, 4, 2), (4, 4, 1, 32), (2, 8, 2, 4)]
 
 
 def shape_id(shape):
-    rows, cols, vec_lanes, *mult_cycles = shape
-    return (f"{rows}x{cols}" + (f"v{vec_lanes}" if vec_lanes else "")
-            + "".join(f"s{k}" for k in mult_cycles))
+    return bench_config(*shape).shape + "".join(f"h{h}" for h in shape[4:])
 
 
 PROGRAMS_PER_SHAPE = 50
 
 
-def bench_config(rows, cols, vec_lanes=None, vec_mult_cycles=1):
+def bench_config(rows, cols, vec_lanes=None, vec_mult_cycles=1, host_read_latency=2):
     return CoreConfig(rows=rows, cols=cols, act_depth=96, wgt_depth=160, acc_depth=48,
                       qparam_depth=6, prog_depth=64, vec_lanes=vec_lanes,
-                      vec_mult_cycles=vec_mult_cycles)
+                      vec_mult_cycles=vec_mult_cycles, host_read_latency=host_read_latency)
 
 
 def run_core_bench(cfg, simulator, seed, testcase, **env):
@@ -52,6 +51,6 @@ def test_bad_programs(shape, simulator, seed):
     run_core_bench(bench_config(*shape), simulator, seed, "bad_programs")
 
 
-@pytest.mark.parametrize("shape", [(8, 8, None), (4, 16, None)], ids=shape_id)
+@pytest.mark.parametrize("shape", [(8, 8, None), (4, 16, None), (8, 8, 2, 1, 3)], ids=shape_id)
 def test_host_port(shape, simulator, seed):
     run_core_bench(bench_config(*shape), simulator, seed, "host_port")

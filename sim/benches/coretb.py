@@ -14,7 +14,6 @@ from cocotb.clock import Clock
 from cocotb.triggers import FallingEdge, RisingEdge, SimTimeoutError, with_timeout
 
 from rtl.config import CoreConfig
-from rtl.hostbus import READ_LATENCY
 from rtl.hostmap import (
     SRAM_FIELDS,
     STATUS_BUSY,
@@ -64,20 +63,21 @@ class CoreTB:
 
         Returns the read data in order. Inputs are driven and outputs sampled at the falling
         edge, so each access is registered by the next rising edge; a read's data must come
-        exactly ``hostbus.READ_LATENCY`` cycles after it, with ``r_valid``, and ``r_valid``
+        exactly ``cfg.host_read_latency`` cycles after it, with ``r_valid``, and ``r_valid``
         must be low in every other cycle.
         """
         dut = self.dut
+        latency = self.cfg.host_read_latency
         results = []
         reads = []   # for each cycle driven so far: was it a read?
-        steps = [*ops, *[None] * READ_LATENCY]
+        steps = [*ops, *[None] * latency]
         for index, op in enumerate(steps):
-            # (The first READ_LATENCY cycles still show the previous call's last reads, which
+            # (The first `latency` cycles still show the previous call's last reads, which
             # it checked; it returns at the edge where the last one is sampled.)
-            due = len(reads) >= READ_LATENCY and reads[-READ_LATENCY]
-            if len(reads) >= READ_LATENCY:
+            due = len(reads) >= latency and reads[-latency]
+            if len(reads) >= latency:
                 valid = int(dut.host__r_valid.value)
-                assert valid == due, (f"r_valid is {valid} {READ_LATENCY} cycles after "
+                assert valid == due, (f"r_valid is {valid} {latency} cycles after "
                                       f"{'a read' if due else 'no read'}")
             if due:
                 results.append(int(dut.host__r_data.value))
