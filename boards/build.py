@@ -44,6 +44,14 @@ TOOLS_CHOICES = ("auto", "yowasp", "system")
 NAME = "lockstep"
 REPORT = "report.json"
 
+#: Run on the design as read, before synthesis: a read of the row that the memory's write port
+#: writes in the same cycle may return anything (``COLLISION_X_MASK``; every memory of the
+#: design has one write port). Amaranth's memories promise the old row instead, which Yosys
+#: maps onto a block RAM by delaying every write a cycle and putting a compare-and-select behind
+#: every read: a flip-flop per written bit and a logic level after each block RAM output. The
+#: design never uses such a read (docs/architecture.md, "SRAMs").
+YOSYS_AFTER_READ = "setparam -set COLLISION_X_MASK 1'1 t:$memrd_v2"
+
 #: The mark of Yosys' ABC9 internal error (module docstring), and the script that replaces that
 #: step: synth_ecp5 up to its LUT mapping, the mapping with plain ABC, then the rest of it.
 ABC9_STEP = "Executing ABC_OPS_REINTEGRATE"
@@ -287,7 +295,8 @@ def build(board_name, build_dir=None, tools="auto", seed=1, progress=sys.stderr,
         f"{board.clock_mhz:g} MHz, {board.baud} baud) with {used} tools in {build_dir}")
     log_path = build_dir / "build.log"
     nextpnr_opts = f"--report {REPORT} --seed {int(seed)}"
-    overrides = {"synth_opts": board.synth_opts, "nextpnr_opts": nextpnr_opts}
+    overrides = {"synth_opts": board.synth_opts, "nextpnr_opts": nextpnr_opts,
+                 "script_after_read": YOSYS_AFTER_READ}
     synthesis = "default"
     returncode = _run_script(board, build_dir, env_vars, overrides, say,
                              start, interval)
@@ -296,7 +305,7 @@ def build(board_name, build_dir=None, tools="auto", seed=1, progress=sys.stderr,
         say("Yosys' ABC9 LUT mapping stopped with an internal error (a Yosys bug); "
             "building again with plain ABC for that step")
         synthesis = "abc fallback"
-        overrides = {**ECP5_ABC_FALLBACK, "nextpnr_opts": nextpnr_opts,
+        overrides = {**overrides, **ECP5_ABC_FALLBACK,
                      "synth_opts": f"{board.synth_opts} {ECP5_ABC_FALLBACK['synth_opts']}"}
         returncode = _run_script(board, build_dir, env_vars, overrides, say,
                                  start, interval)
