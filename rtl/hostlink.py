@@ -345,6 +345,10 @@ class LinkedCore(wiring.Component):
         The core is running a program / has stopped (for LEDs).
     error : Out(1)
         The last run stopped with an error (the code is in STATUS).
+
+    Timing: what the link puts on the bus (address, write and read strobes, write data) reaches
+    the core through a register, a cycle later and in order; the link waits for ``r_valid``,
+    so a read's answer simply comes a cycle later too.
     """
 
     def __init__(self, cfg, divisor, timeout_bits=DEFAULT_TIMEOUT_BITS):
@@ -363,8 +367,16 @@ class LinkedCore(wiring.Component):
         m = Module()
         m.submodules.core = core = LockstepCore(self.cfg)
         m.submodules.link = link = HostLink(self.cfg, self.divisor, self.timeout_bits)
-        wiring.connect(m, link.bus, core.host)
+        # The link sits by the UART pins, the SRAMs' write enables are all over the chip: the
+        # bus goes through a register between them (without it, the write decode was an ECP5
+        # core's critical path, 85 MHz on a 6x6 array, mostly routing). The answer comes from
+        # the core's own register.
+        host = core.host
+        m.d.sync += [host.addr.eq(link.bus.addr), host.w_en.eq(link.bus.w_en),
+                     host.w_data.eq(link.bus.w_data), host.r_en.eq(link.bus.r_en)]
         m.d.comb += [
+            link.bus.r_data.eq(host.r_data),
+            link.bus.r_valid.eq(host.r_valid),
             link.rx.eq(self.rx),
             self.tx.eq(link.tx),
             self.busy.eq(core.busy),
