@@ -291,6 +291,7 @@ class LockstepCore(wiring.Component):
         with m.If(busy):
             m.d.comb += [
                 prog_r.addr.eq(seq.prog_addr),
+                prog_r.en.eq(seq.prog_en),
                 act_r.addr.eq(mm.payload.act_addr),
                 wgt_r.addr.eq(loader.rd_addr),
                 acc_r.addr.eq(Mux(tag_valid, tag_addr, vec.payload.acc_addr)),

@@ -52,7 +52,10 @@ class Sequencer(wiring.Component):
     start : In(1)
         Pulse to start (ignored unless idle). Clears done, error and the counters.
     prog_addr : Out(range(prog_depth))
-        Address for the program SRAM's synchronous read port; ``prog_data`` is one cycle later.
+        Address for the program SRAM's synchronous read port (straight from a register).
+    prog_en : Out(1)
+        Read enable of that port: ``prog_data`` is the word at ``prog_addr`` one cycle after
+        ``prog_en``, and holds while ``prog_en`` is low.
     prog_data : In(64)
     mm : Out(stream.Signature(matmul_issue_layout(), always_ready=True))
         One activation row to read and push through the array, and where its result goes.
@@ -83,6 +86,7 @@ class Sequencer(wiring.Component):
         super().__init__({
             "start": In(1),
             "prog_addr": Out(range(cfg.prog_depth)),
+            "prog_en": Out(1),
             "prog_data": In(isa.INSTR_BITS),
             "mm": Out(stream.Signature(matmul_issue_layout(), always_ready=True)),
             "vec": Out(stream.Signature(vec_issue_layout(cfg), always_ready=True)),
@@ -131,23 +135,23 @@ class Sequencer(wiring.Component):
 
         # -- fetch: the word register holds word dpc, the SRAM's output word dpc + 1 ---------------
         # The SRAM's output only goes into a register (a block RAM's clock-to-output is a third of
-        # a 100 MHz cycle), and its address is a choice between two registers.
+        # a 100 MHz cycle). Its address is a register too, the next word's, read when the word
+        # at the output moves on (advance) and not otherwise, so the output holds: the issue
+        # logic's decision reaches the SRAM as its read enable, not through an address select.
         depth = cfg.prog_depth
         word = Signal(isa.INSTR_BITS)
         dpc_next = Signal(range(depth + 2))
-        addr_cur = Signal(range(depth))
         addr_next = Signal(range(depth))
 
         def wrapped(addr):
             return Mux(addr < depth, addr, 0)
 
-        m.d.comb += self.prog_addr.eq(Mux(advance, addr_next, addr_cur))
+        m.d.comb += [self.prog_addr.eq(addr_next), self.prog_en.eq(advance)]
         with m.If(advance):
             m.d.sync += [
                 word.eq(self.prog_data),
                 dpc.eq(dpc_next),
                 dpc_next.eq(Mux(dpc_next > depth, depth + 1, dpc_next + 1)),
-                addr_cur.eq(addr_next),
                 addr_next.eq(wrapped(dpc_next + 2)),
             ]
 
@@ -196,22 +200,21 @@ class Sequencer(wiring.Component):
                     m.d.sync += [
                         self.busy.eq(1), self.done.eq(0), fault_q.eq(0), self.err_pc.eq(0),
                         self.cycles.eq(0), self.mac_cycles.eq(0), self.instret.eq(0),
-                        dpc.eq(0), halting.eq(0), mm_idle.eq(1), vec_idle.eq(1),
+                        dpc.eq(0), addr_next.eq(0), halting.eq(0), mm_idle.eq(1), vec_idle.eq(1),
                         mm_left.eq(0), vec_left.eq(0),
                         zero_point.eq(0), clamp_min.eq(-128), clamp_max.eq(127),
                     ]
                     m.next = "FETCH"
 
-            with m.State("FETCH"):
-                m.d.comb += self.prog_addr.eq(0)
-                m.d.sync += self.cycles.eq(self.cycles + 1)
+            with m.State("FETCH"):   # reads word 0
+                m.d.comb += self.prog_en.eq(1)
+                m.d.sync += [self.cycles.eq(self.cycles + 1), addr_next.eq(wrapped(1))]
                 m.next = "FILL"
 
-            with m.State("FILL"):
-                m.d.comb += self.prog_addr.eq(wrapped(1))
+            with m.State("FILL"):    # reads word 1
+                m.d.comb += self.prog_en.eq(1)
                 m.d.sync += [self.cycles.eq(self.cycles + 1), word.eq(self.prog_data),
-                             dpc.eq(0), dpc_next.eq(1),
-                             addr_cur.eq(wrapped(1)), addr_next.eq(wrapped(2))]
+                             dpc.eq(0), dpc_next.eq(1), addr_next.eq(wrapped(2))]
                 m.next = "DECODE"
 
             with m.State("DECODE"):

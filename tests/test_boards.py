@@ -2,6 +2,7 @@
 
 import io
 import json
+import re
 import subprocess
 import sys
 
@@ -212,13 +213,35 @@ def test_ecp5_build_retries_after_the_abc9_bug(tmp_path, monkeypatch, name, abc9
         assert ("LUTs mapped without timing" in "\n".join(report.table())) == abc9_breaks
     assert len(calls) == runs
     assert calls[0] == {"synth_opts": get_board(name).synth_opts,
-                        "nextpnr_opts": "--report report.json --seed 1"}
+                        "nextpnr_opts": "--report report.json --seed 1",
+                        "script_after_read": board_build.YOSYS_AFTER_READ}
     if runs == 2:
+        assert calls[1]["script_after_read"] == board_build.YOSYS_AFTER_READ
         assert "Yosys' ABC9 LUT mapping stopped with an internal error" in messages
         assert calls[1]["synth_opts"].strip() == "-run :map_luts"
         assert calls[1]["nextpnr_opts"] == calls[0]["nextpnr_opts"]
         assert "abc -lut 4:7" in calls[1]["script_after_synth"]
         assert "-run map_cells:" in calls[1]["script_after_synth"]
+
+
+@pytest.mark.parametrize("name", sorted(BOARDS))
+def test_every_memory_has_one_write_port(name):
+    """YOSYS_AFTER_READ marks a read's collision with write port 0 as don't-care, as a one-bit
+    mask: right only while every memory of the board's design has exactly one write port."""
+    from amaranth.back import rtlil
+
+    from rtl.hostlink import LinkedCore
+    board = get_board(name)
+    text = rtlil.convert(LinkedCore(board.core, board.uart_divisor))
+    write_ports = {}
+    for cell in text.split("\n  cell ")[1:]:
+        kind = cell.split()[0]
+        memid = re.search(r'parameter \\MEMID "([^"]+)"', cell)
+        if kind in ("$memwr_v2", "$memrd_v2"):
+            write_ports.setdefault(memid.group(1), 0)
+            write_ports[memid.group(1)] += kind == "$memwr_v2"
+    assert len(write_ports) >= 8, write_ports        # the core's SRAMs and the link's buffer
+    assert set(write_ports.values()) == {1}, write_ports
 
 
 def test_icebreaker_bitstream(tmp_path):
