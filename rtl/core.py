@@ -66,6 +66,15 @@ def _times(value, factor):
     return total
 
 
+def _below(value, bound):
+    """``value < bound`` for a constant ``bound``: when ``bound`` is a power of two, a test that
+    the bits from log2(bound) up are zero (Yosys maps a compare to a carry chain either way)."""
+    if bound & (bound - 1) == 0:
+        k = bound.bit_length() - 1
+        return ~value[k:].any() if len(value) > k else Const(1, 1)
+    return value < bound
+
+
 def _padded(value, width):
     """``value`` zero-extended to a multiple of ``width`` bits, for word_select."""
     pad = -len(value) % width
@@ -154,7 +163,8 @@ class LockstepCore(wiring.Component):
         assert len(region) == REGION_BITS
 
         def host_hits(r):
-            return (region == r) & (row < hmap.depth(r)) & (word < hmap.words_per_row(r))
+            return ((region == r) & _below(row, hmap.depth(r))
+                    & _below(word, hmap.words_per_row(r)))
 
         host_write = host.w_en & ~busy
 

@@ -156,7 +156,7 @@ class Sequencer(wiring.Component):
             ]
 
         # -- decode the word register: opcode, fault and cost, into the execute registers ---------
-        d_op, d_fault, d_cost = self._decode(m, word, dpc)
+        d_op, d_fault, d_faulty, d_cost = self._decode(m, word, dpc)
 
         ir = Signal(isa.INSTR_BITS)
         is_op = {op: Signal(name=f"is_{op.name.lower()}") for op in Op}
@@ -164,7 +164,7 @@ class Sequencer(wiring.Component):
         d_mm, d_vec = _fields(word, Op.MATMUL), _fields(word, Op.VEC)
         with m.If(advance):
             m.d.sync += [ir.eq(word), fault.eq(d_fault), left.eq(d_cost), pc.eq(dpc),
-                         last.eq(d_cost == 1), stops.eq((d_fault != 0) | d_op[Op.HALT]),
+                         last.eq(d_cost == 1), stops.eq(d_faulty | d_op[Op.HALT]),
                          first.eq(1), started.eq(0), step.eq(0),
                          ptr_a.eq(Mux(d_op[Op.VEC], d_vec["acc_addr"], d_mm["act_addr"])),
                          ptr_b.eq(Mux(d_op[Op.VEC], d_vec["act_addr"], d_mm["acc_addr"])),
@@ -274,7 +274,8 @@ class Sequencer(wiring.Component):
 
     def _decode(self, m, word, addr):
         """One-hot opcode, error code (as ``isa.check``; PC_OVERFLOW when ``addr`` is past the
-        end) and cost (``isa.cost``) of the instruction ``word`` fetched from ``addr``."""
+        end), whether that code is not NONE, and cost (``isa.cost``) of the instruction ``word``
+        fetched from ``addr``."""
         cfg = self.cfg
         Op, Error = isa.Op, isa.Error
         opcode = word[isa.OPCODE_LSB:isa.OPCODE_LSB + isa.OPCODE_BITS]
@@ -307,8 +308,14 @@ class Sequencer(wiring.Component):
             | (is_op[Op.VEC] & _past_end(vec_f["acc_addr"], vec_f["m"], cfg.acc_depth)))
         qparam_range = is_op[Op.VEC] & (vec_f["q_addr"] >= cfg.qparam_depth)
 
+        # Whether there is a fault at all is an OR of the checks, beside the code's priority
+        # chain: it decides the instruction's first cycle (``stops``), the code comes later.
+        past_end = addr >= cfg.prog_depth
+        faulty = Signal(name="d_faulty")
+        m.d.comb += faulty.eq(Cat(past_end, ~legal, bad_field, act_range, wgt_range, acc_range,
+                                  qparam_range).any())
         fault = Signal(ERROR_BITS, name="d_fault")
-        with m.If(addr >= cfg.prog_depth):
+        with m.If(past_end):
             m.d.comb += fault.eq(Error.PC_OVERFLOW)
         with m.Elif(~legal):
             m.d.comb += fault.eq(Error.ILLEGAL_OPCODE)
@@ -339,7 +346,7 @@ class Sequencer(wiring.Component):
                 m.d.comb += cost.eq(vec_f["m"] * cfg.vec_row_cycles)
             with m.Default():
                 m.d.comb += cost.eq(1)
-        return is_op, fault, cost
+        return is_op, fault, faulty, cost
 
     def _issue(self, m, started, is_op, mm_f, vec_f, ld_f, setq_f, cfg,
                zero_point, clamp_min, clamp_max, ptr_a, ptr_b, step, mm_more):
