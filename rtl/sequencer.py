@@ -18,6 +18,10 @@ __all__ = ["Sequencer", "matmul_issue_layout", "vec_issue_layout", "vec_step_bit
 
 A = ADDR_FIELD_BITS
 ERROR_BITS = max(isa.Error).bit_length()
+#: The instruction checks in the order they are decided: the first that fails is the error.
+CHECK_ORDER = (isa.Error.PC_OVERFLOW, isa.Error.ILLEGAL_OPCODE, isa.Error.BAD_FIELD,
+               isa.Error.ACT_RANGE, isa.Error.WGT_RANGE, isa.Error.ACC_RANGE,
+               isa.Error.QPARAM_RANGE)
 
 
 def matmul_issue_layout():
@@ -156,15 +160,16 @@ class Sequencer(wiring.Component):
             ]
 
         # -- decode the word register: opcode, fault and cost, into the execute registers ---------
-        d_op, d_fault, d_faulty, d_cost = self._decode(m, word, dpc)
+        d_op, d_checks, d_cost = self._decode(m, word, dpc)
 
         ir = Signal(isa.INSTR_BITS)
         is_op = {op: Signal(name=f"is_{op.name.lower()}") for op in Op}
-        fault = Signal(ERROR_BITS)
+        checks = Signal.like(d_checks)
+        fault = _first_error(checks)
         d_mm, d_vec = _fields(word, Op.MATMUL), _fields(word, Op.VEC)
         with m.If(advance):
-            m.d.sync += [ir.eq(word), fault.eq(d_fault), left.eq(d_cost), pc.eq(dpc),
-                         last.eq(d_cost == 1), stops.eq(d_faulty | d_op[Op.HALT]),
+            m.d.sync += [ir.eq(word), checks.eq(d_checks), left.eq(d_cost), pc.eq(dpc),
+                         last.eq(d_cost == 1), stops.eq(d_checks.any() | d_op[Op.HALT]),
                          first.eq(1), started.eq(0), step.eq(0),
                          ptr_a.eq(Mux(d_op[Op.VEC], d_vec["acc_addr"], d_mm["act_addr"])),
                          ptr_b.eq(Mux(d_op[Op.VEC], d_vec["act_addr"], d_mm["acc_addr"])),
@@ -226,9 +231,9 @@ class Sequencer(wiring.Component):
                 m.d.sync += self.cycles.eq(self.cycles + 1)
                 with m.If(first & stops):
                     m.d.sync += [fault_q.eq(fault), self.err_pc.eq(pc),
-                                 halting.eq(fault == 0), first.eq(0)]
+                                 halting.eq(~checks.any()), first.eq(0)]
                     with m.If(settled):
-                        with m.If(fault == 0):
+                        with m.If(~checks.any()):
                             m.d.sync += self.instret.eq(self.instret + 1)
                         finish()
                     with m.Else():
@@ -273,11 +278,11 @@ class Sequencer(wiring.Component):
         return m
 
     def _decode(self, m, word, addr):
-        """One-hot opcode, error code (as ``isa.check``; PC_OVERFLOW when ``addr`` is past the
-        end), whether that code is not NONE, and cost (``isa.cost``) of the instruction ``word``
-        fetched from ``addr``."""
+        """One-hot opcode, the checks that fail (one bit per error code, in
+        :data:`CHECK_ORDER`: ``isa.check``'s, and PC_OVERFLOW when ``addr`` is past the end) and
+        cost (``isa.cost``) of the instruction ``word`` fetched from ``addr``."""
         cfg = self.cfg
-        Op, Error = isa.Op, isa.Error
+        Op = isa.Op
         opcode = word[isa.OPCODE_LSB:isa.OPCODE_LSB + isa.OPCODE_BITS]
         mm_f, vec_f, ld_f = _fields(word, Op.MATMUL), _fields(word, Op.VEC), _fields(word, Op.LOADW)
         wait_f, setq_f = _fields(word, Op.WAIT), _fields(word, Op.SETQ)
@@ -308,27 +313,11 @@ class Sequencer(wiring.Component):
             | (is_op[Op.VEC] & _past_end(vec_f["acc_addr"], vec_f["m"], cfg.acc_depth)))
         qparam_range = is_op[Op.VEC] & (vec_f["q_addr"] >= cfg.qparam_depth)
 
-        # Whether there is a fault at all is an OR of the checks, beside the code's priority
-        # chain: it decides the instruction's first cycle (``stops``), the code comes later.
-        past_end = addr >= cfg.prog_depth
-        faulty = Signal(name="d_faulty")
-        m.d.comb += faulty.eq(Cat(past_end, ~legal, bad_field, act_range, wgt_range, acc_range,
-                                  qparam_range).any())
-        fault = Signal(ERROR_BITS, name="d_fault")
-        with m.If(past_end):
-            m.d.comb += fault.eq(Error.PC_OVERFLOW)
-        with m.Elif(~legal):
-            m.d.comb += fault.eq(Error.ILLEGAL_OPCODE)
-        with m.Elif(bad_field):
-            m.d.comb += fault.eq(Error.BAD_FIELD)
-        with m.Elif(act_range):
-            m.d.comb += fault.eq(Error.ACT_RANGE)
-        with m.Elif(wgt_range):
-            m.d.comb += fault.eq(Error.WGT_RANGE)
-        with m.Elif(acc_range):
-            m.d.comb += fault.eq(Error.ACC_RANGE)
-        with m.Elif(qparam_range):
-            m.d.comb += fault.eq(Error.QPARAM_RANGE)
+        # One bit per check, in CHECK_ORDER: the error code is chosen from them a cycle later
+        # (:func:`_first_error`), off the checks' adders.
+        checks = Signal(len(CHECK_ORDER), name="d_checks")
+        m.d.comb += checks.eq(Cat(addr >= cfg.prog_depth, ~legal, bad_field, act_range,
+                                  wgt_range, acc_range, qparam_range))
 
         load_cost = isa.load_cost(cfg)
         cost = Signal(range(isa.max_cost(cfg) + 1), name="d_cost")
@@ -346,7 +335,7 @@ class Sequencer(wiring.Component):
                 m.d.comb += cost.eq(vec_f["m"] * cfg.vec_row_cycles)
             with m.Default():
                 m.d.comb += cost.eq(1)
-        return is_op, fault, faulty, cost
+        return is_op, checks, cost
 
     def _issue(self, m, started, is_op, mm_f, vec_f, ld_f, setq_f, cfg,
                zero_point, clamp_min, clamp_max, ptr_a, ptr_b, step, mm_more):
@@ -390,6 +379,14 @@ class Sequencer(wiring.Component):
             self.vec.payload.clamp_min.eq(clamp_min),
             self.vec.payload.clamp_max.eq(clamp_max),
         ]
+
+def _first_error(checks):
+    """The error code of the first failing check in ``checks`` (CHECK_ORDER), or NONE."""
+    code = Const(isa.Error.NONE, ERROR_BITS)
+    for index in reversed(range(len(CHECK_ORDER))):
+        code = Mux(checks[index], CHECK_ORDER[index], code)
+    return code
+
 
 def _past_end(addr, count, depth):
     """``addr + count > depth``, with an adder as narrow as ``depth``: with k bits to
