@@ -214,30 +214,35 @@ class LockstepCore(wiring.Component):
             array.a.payload.swap.eq(_delay(m, mm.payload.swap, to_array, "mm_swap")),
             array.a.payload.data.eq(act_r.data),
         ]
-        # The accumulator row is read two cycles before the array's result comes out (cycle W)
-        # and registered, so that the add starts from a register (a block RAM's output is slow).
-        # Back-to-back MATMULs may add into rows written in cycles W-2 and W-1, which that read
-        # did not see: their sums are forwarded from the register that holds what was written.
-        # Everything but the last forward is decided in cycle W-1, off the adder's path (and the
-        # read port is a plain one: a transparent one compares addresses on the path).
-        latency = to_array + array.latency - 2
+        # The accumulator row is read three cycles before the array's result comes out (cycle
+        # W), and the SRAM's output goes straight into a register (a block RAM's output is slow,
+        # and its banks are spread over the chip). The row written in W - 3 (as it was read), W - 2
+        # or W - 1 is not what that read saw: each write is compared with the row in the cycle
+        # it happens, the result registered, and the newest hit's written sum replaces the read
+        # (W - 3 and W - 2 in W - 1, W - 1 in W). Every select comes from a register, and the
+        # read port is a plain one (a transparent one compares addresses on the path).
+        latency = to_array + array.latency - 3
         tag = _ram_delay(m, Cat(mm.valid, mm.payload.accumulate, mm.payload.acc_addr), latency,
                          "acc_tag")
         tag_valid, tag_accumulate, tag_addr = tag[0], tag[1], tag[2:]
-        next_addr = _delay(m, tag_addr, 1, "acc_next_addr")          # written in W, seen in W-1
-        next_accumulate = _delay(m, tag_accumulate, 1, "acc_next_acc")
-        wr_addr = _delay(m, next_addr, 1, "acc_wr_addr")
-        written = _delay(m, acc_w.data, 1, "acc_written")     # what the previous cycle wrote
-        wrote = _delay(m, array.y.valid, 1, "acc_wrote")
-        wrote_addr = _delay(m, wr_addr, 1, "acc_wrote_addr")
-        older = Mux(wrote & (wrote_addr == next_addr), written, acc_r.data)     # write in W-2
-        old_row = Signal.like(acc_r.data, name="acc_old")
-        forward = Signal(name="acc_forward")                                    # write in W-1
-        m.d.sync += [
-            old_row.eq(Mux(next_accumulate, older, 0)),
-            forward.eq(next_accumulate & array.y.valid & (wr_addr == next_addr)),
-        ]
-        old_row = Mux(forward, written, old_row)
+        row_addr = {3: tag_addr}                    # the row's address in cycle W - k
+        for k in (2, 1, 0):
+            row_addr[k] = _delay(m, row_addr[k + 1], 1, f"acc_addr_w{k}")
+        wr_addr = row_addr[0]
+        next_accumulate = _delay(m, tag_accumulate, 2, "acc_next_acc")    # in W - 1
+        written = _delay(m, acc_w.data, 1, "acc_written", reset_less=True)  # written a cycle ago
+        written2 = _delay(m, written, 1, "acc_written2", reset_less=True)   # two cycles ago
+        hit = {}                                    # "the write in W - k hit the row"
+        for k in (3, 2, 1):
+            hit[k] = Signal(name=f"acc_hit_w{k}")
+            m.d.sync += hit[k].eq(array.y.valid & (wr_addr == row_addr[k]))
+        hit3 = _delay(m, hit[3], 1, "acc_hit_w3")   # seen in W - 1, like hit[2]
+        read_row = _delay(m, acc_r.data, 1, "acc_read", reset_less=True)     # in W - 2
+        old_row = Signal.like(acc_r.data, name="acc_old", reset_less=True)
+        m.d.sync += old_row.eq(Mux(next_accumulate,
+                                   Mux(hit[2], written, Mux(hit3, written2, read_row)), 0))
+        old_row = Mux(hit[1] & _delay(m, next_accumulate, 1, "acc_accumulate"), written,
+                      old_row)
 
         sums = []
         for c in range(cols):
