@@ -235,14 +235,14 @@ class LockstepCore(wiring.Component):
         hit = {}                                    # "the write in W - k hit the row"
         for k in (3, 2, 1):
             hit[k] = Signal(name=f"acc_hit_w{k}")
-            m.d.sync += hit[k].eq(array.y.valid & (wr_addr == row_addr[k]))
+            m.d.sync += hit[k].eq(array.y.valid & (wr_addr == row_addr[k])
+                                  & (next_accumulate if k == 1 else 1))
         hit3 = _delay(m, hit[3], 1, "acc_hit_w3")   # seen in W - 1, like hit[2]
         read_row = _delay(m, acc_r.data, 1, "acc_read", reset_less=True)     # in W - 2
         old_row = Signal.like(acc_r.data, name="acc_old", reset_less=True)
         m.d.sync += old_row.eq(Mux(next_accumulate,
                                    Mux(hit[2], written, Mux(hit3, written2, read_row)), 0))
-        old_row = Mux(hit[1] & _delay(m, next_accumulate, 1, "acc_accumulate"), written,
-                      old_row)
+        old_row = Mux(hit[1], written, old_row)    # hit[1] includes "accumulate": one select
 
         sums = []
         for c in range(cols):
