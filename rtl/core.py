@@ -97,8 +97,9 @@ class LockstepCore(wiring.Component):
     rtl/sequencer.py; the datapaths are fully pipelined, one row per cycle:
 
     * MATMUL row i issued in cycle s+i: activation read in s+i, array input (its register) in
-      s+i+1, first PE in s+i+2 (``isa.READ_LATENCY``), array output and accumulator
-      read-add-write in s+i+2+``isa.array_latency`` (``isa.matmul_settle``);
+      s+i+1, first PE in s+i+2 (``isa.READ_LATENCY``), array output, accumulator add and write
+      in W = s+i+2+``isa.array_latency`` (``isa.matmul_settle``), the accumulator row read in
+      W-3;
     * VEC step j (row j // vec_steps) issued in cycle s+j*K (K = ``cfg.vec_mult_cycles``):
       accumulator and parameter read in s+j*K, lane select, vector unit input in s+j*K+2
       (s+j*K+1 for a serial unit), activation write in s+j*K+``isa.vec_pipeline_depth`` (8
