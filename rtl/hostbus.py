@@ -25,7 +25,7 @@ class HostBusSignature(wiring.Signature):
     r_valid : In(1)
 
     Timing: one access per cycle, back to back; reads have a latency of exactly
-    ``cfg.host_read_latency`` cycles (:attr:`read_latency`): 2 is the SRAM read, then a
+    ``cfg.host_read_latency`` cycles: 2 is the SRAM read, then a
     register next to the SRAMs for the selected word, so that no block RAM output has to reach
     the host in the cycle it appears; 3 puts a register for each SRAM's whole output row
     between the two. ``r_data`` is 0 in cycles without ``r_valid``.
@@ -43,11 +43,6 @@ class HostBusSignature(wiring.Signature):
             "r_data": In(DATA_BITS),
             "r_valid": In(1),
         })
-
-    @property
-    def read_latency(self):
-        """Cycles from a read's ``r_en`` to its ``r_valid`` and ``r_data``."""
-        return self.cfg.host_read_latency
 
     def __eq__(self, other):
         return isinstance(other, HostBusSignature) and self.cfg == other.cfg
