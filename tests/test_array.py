@@ -8,7 +8,7 @@ Rerun with another seed with --seed N or LOCKSTEP_SEED=N; a failure names the se
 import pytest
 
 from rtl.array import SystolicArray
-from sim.runner import ice40_cells_sim, run_cocotb
+from sim.runner import ECP5_MULT18X18D_MODEL, ice40_cells_sim, run_cocotb
 
 SHAPES = [(1, 1), (4, 4), (2, 8), (8, 4)]
 
@@ -35,24 +35,37 @@ def test_array_bench_on_sb_mac16(simulator, rows, cols, seed):
                extra_env={"LOCKSTEP_ROWS": rows, "LOCKSTEP_COLS": cols, "LOCKSTEP_SEED": seed})
 
 
-def test_auto_multiplier_pairs_products_on_ice40_only():
-    """An iCE40 platform (amaranth-boards says family "iCE40") gets SB_MAC16 pairs, others not."""
+@pytest.mark.parametrize("rows, cols", [(1, 1), (3, 5)], ids=["r1c1", "r3c5"])
+def test_array_bench_on_mult18x18d(simulator, rows, cols, seed):
+    """The same bench with the ECP5 build's multipliers: a MULT18X18D with input registers per
+    PE, simulated with sim/models/ecp5_mult18x18d.v."""
+    run_cocotb(lambda: SystolicArray(rows, cols, multiplier="mult18x18d"),
+               key=f"array-mult18x18d-r{rows}c{cols}", test_module="sim.benches.array_bench",
+               toplevel="array", simulator=simulator, extra_sources=[ECP5_MULT18X18D_MODEL],
+               extra_env={"LOCKSTEP_ROWS": rows, "LOCKSTEP_COLS": cols, "LOCKSTEP_SEED": seed})
+
+
+def test_auto_multiplier_follows_the_platform():
+    """An iCE40 platform (amaranth-boards says family "iCE40") gets SB_MAC16 pairs, an ECP5 one
+    a MULT18X18D per PE, others the generic multipliers."""
     from amaranth.hdl import Fragment
 
     class Platform:
         def __init__(self, family):
             self.family = family
 
-    def sb_mac16_count(family):
+    def instance_count(family):
         fragment = Fragment.get(SystolicArray(2, 4), Platform(family))
         return sum(type(sub).__name__ == "Instance" for sub, _, _ in fragment.subfragments)
 
-    assert sb_mac16_count("iCE40") == 4
-    assert sb_mac16_count("ecp5") == 0
+    assert instance_count("iCE40") == 4
+    assert instance_count("ecp5") == 8
+    assert instance_count("gowin") == 0
 
 
 def test_rejects_unknown_multiplier():
-    with pytest.raises(ValueError, match="multiplier must be one of auto, generic, sb_mac16"):
+    with pytest.raises(ValueError,
+                       match="multiplier must be one of auto, generic, sb_mac16, mult18x18d"):
         SystolicArray(2, 2, multiplier="dsp48")
 
 
