@@ -4,81 +4,20 @@ Activations enter unskewed (one R-element vector per cycle) and results leave un
 C-element row of int32 per cycle); the diagonal wavefront inside is the array's own business.
 """
 
-from amaranth.hdl import Cat, ClockSignal, Const, Instance, Module, Signal, signed, unsigned
+from amaranth.hdl import Module, Signal, unsigned
 from amaranth.lib import data, stream, wiring
 from amaranth.lib.wiring import In, Out
 
+from .dsp import MULTIPLIERS, mult18x18d, multiplier_kind, sb_mac16_pair
 from .isa import array_latency
 from .pe import ACT_SHAPE, PSUM_SHAPE, WEIGHT_SHAPE, ProcessingElement, psum_shape
 
 __all__ = ["SystolicArray", "MULTIPLIERS", "systolic_latency"]
 
-#: How the PEs' products are made: "generic" (an Amaranth ``*`` and a register per PE, which the
-#: synthesis tool maps as it likes), "sb_mac16" (one iCE40 SB_MAC16 in 8x8 mode per two
-#: neighbouring PEs of a row, with its product registers; a column left over is generic),
-#: "mult18x18d" (one ECP5 MULT18X18D per PE with its input registers), or "auto": "sb_mac16"
-#: when elaborated for an iCE40 platform, "mult18x18d" for an ECP5, else "generic".
-MULTIPLIERS = ("auto", "generic", "sb_mac16", "mult18x18d")
-
-
 def systolic_latency(rows, cols):
     """Cycles from a vector on the array's input to its results: the input register (the
     activation read's register of ``isa.READ_LATENCY``), then ``isa.array_latency``."""
     return 1 + array_latency(rows, cols)
-
-
-def _multiplier_for(multiplier, platform):
-    """The multiplier kind an array of kind ``multiplier`` ("auto" or not) uses on ``platform``."""
-    if multiplier != "auto":
-        return multiplier
-    family = str(getattr(platform, "family", "")).lower()
-    return {"ice40": "sb_mac16", "ecp5": "mult18x18d"}.get(family, "generic")
-
-
-def _sb_mac16_pair(m, name, lo, hi):
-    """One SB_MAC16 multiplying two PEs' operands: ``lo`` in its bottom 8x8 multiplier, ``hi``
-    in its top one, both products registered inside the DSP (docs/benchmarks.md: Yosys does
-    not pack two products into one SB_MAC16 by itself, and packs multi-row arrays wrongly)."""
-    out = Signal(32, name=f"{name}_o")
-    m.submodules[name] = Instance(
-        "SB_MAC16",
-        p_MODE_8x8=Const(1, 1), p_A_SIGNED=Const(1, 1), p_B_SIGNED=Const(1, 1),
-        p_TOP_8x8_MULT_REG=Const(1, 1), p_BOT_8x8_MULT_REG=Const(1, 1),
-        p_TOPOUTPUT_SELECT=Const(2, 2), p_BOTOUTPUT_SELECT=Const(2, 2),
-        i_CLK=ClockSignal(), i_CE=Const(1, 1),
-        i_A=Cat(lo.mul_a, hi.mul_a), i_B=Cat(lo.mul_b, hi.mul_b),
-        i_C=Const(0, 16), i_D=Const(0, 16),
-        i_AHOLD=0, i_BHOLD=0, i_CHOLD=0, i_DHOLD=0,
-        i_IRSTTOP=0, i_IRSTBOT=0, i_ORSTTOP=0, i_ORSTBOT=0,
-        i_OLOADTOP=0, i_OLOADBOT=0, i_ADDSUBTOP=0, i_ADDSUBBOT=0,
-        i_OHOLDTOP=0, i_OHOLDBOT=0, i_CI=0, i_ACCUMCI=0, i_SIGNEXTIN=0,
-        o_O=out)
-    m.d.comb += [lo.product.eq(out[:16]), hi.product.eq(out[16:])]
-
-
-def _mult18x18d(m, name, pe):
-    """One ECP5 MULT18X18D for one PE, its operands in the DSP's input registers and the
-    product combinational behind them: one cycle, as the PE wants it. Inferred, the multiplier
-    sat between two fabric registers, with a long route on each side (the 12 x 12 core uses all
-    156 DSPs, spread over the die): the 12 x 12 core's critical path, 15.7 ns. Yosys does not
-    pack registers into ECP5 DSPs by itself."""
-    a = Signal(signed(18), name=f"{name}_a")
-    b = Signal(signed(18), name=f"{name}_b")
-    p = Signal(36, name=f"{name}_p")
-    m.d.comb += [a.eq(pe.mul_a), b.eq(pe.mul_b), pe.product.eq(p[:16])]
-    m.submodules[name] = Instance(
-        "MULT18X18D",
-        p_REG_INPUTA_CLK="CLK0", p_REG_INPUTA_CE="CE0", p_REG_INPUTA_RST="RST0",
-        p_REG_INPUTB_CLK="CLK0", p_REG_INPUTB_CE="CE0", p_REG_INPUTB_RST="RST0",
-        p_REG_PIPELINE_CLK="NONE", p_REG_OUTPUT_CLK="NONE", p_RESETMODE="SYNC",
-        p_GSR="DISABLED", p_SOURCEB_MODE="B_INPUT", p_MULT_BYPASS="DISABLED",
-        i_CLK0=ClockSignal(), i_CE0=Const(1, 1), i_RST0=Const(0, 1),
-        i_SIGNEDA=Const(1, 1), i_SIGNEDB=Const(1, 1), i_SOURCEA=Const(0, 1),
-        i_SOURCEB=Const(0, 1),
-        **{f"i_A{i}": a[i] for i in range(18)},
-        **{f"i_B{i}": b[i] for i in range(18)},
-        **{f"i_C{i}": Const(0, 1) for i in range(18)},
-        **{f"o_P{i}": p[i] for i in range(36)})
 
 
 def shadow_write_layout(rows, cols):
@@ -111,7 +50,9 @@ class SystolicArray(wiring.Component):
     cols : int
         C, the number of columns (the length of an output vector). Positive.
     multiplier : str
-        One of :data:`MULTIPLIERS` (default "auto"). The timing is the same for all.
+        One of :data:`rtl.dsp.MULTIPLIERS` (default "auto"): "sb_mac16" is one SB_MAC16 per
+        two neighbouring PEs of a row (a column left over is generic), "mult18x18d" one
+        MULT18X18D per PE. The timing is the same for all.
 
     Members
     -------
@@ -184,7 +125,7 @@ class SystolicArray(wiring.Component):
         rows, cols = self.rows, self.cols
 
         sum_shape = psum_shape(rows)
-        kind = _multiplier_for(self.multiplier, platform)
+        kind = multiplier_kind(self.multiplier, platform)
         external = {"generic": 0, "sb_mac16": 2 * (cols // 2), "mult18x18d": cols}[kind]
         pe = [[ProcessingElement(sum_shape, external_product=c < external) for c in range(cols)]
               for _ in range(rows)]
@@ -193,10 +134,14 @@ class SystolicArray(wiring.Component):
                 m.submodules[f"pe_{r}_{c}"] = pe[r][c]
             if kind == "sb_mac16":
                 for c in range(0, external, 2):
-                    _sb_mac16_pair(m, f"mac_{r}_{c}", pe[r][c], pe[r][c + 1])
+                    lo, hi = pe[r][c], pe[r][c + 1]
+                    lo_p, hi_p = sb_mac16_pair(m, f"mac_{r}_{c}", lo.mul_a, lo.mul_b,
+                                               hi.mul_a, hi.mul_b)
+                    m.d.comb += [lo.product.eq(lo_p), hi.product.eq(hi_p)]
             elif kind == "mult18x18d":
                 for c in range(cols):
-                    _mult18x18d(m, f"mult_{r}_{c}", pe[r][c])
+                    p = mult18x18d(m, f"mult_{r}_{c}", pe[r][c].mul_a, pe[r][c].mul_b)
+                    m.d.comb += pe[r][c].product.eq(p[:16])
 
         # Input register and skew: row r's activation waits 1 + r cycles. valid and swap are the
         # same for every row, only later, so one delay line each serves all rows. The swap mark

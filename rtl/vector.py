@@ -11,6 +11,7 @@ from amaranth.lib import data, stream, wiring
 from amaranth.lib.wiring import In, Out
 
 from .config import MULT_CYCLES_CHOICES
+from .dsp import MULTIPLIERS, mult18x18d, multiplier_kind
 from .isa import vec_unit_latency
 
 __all__ = ["VectorUnit", "input_layout", "output_layout"]
@@ -70,6 +71,10 @@ class VectorUnit(wiring.Component):
         K, cycles per 32 x 32 multiply (``CoreConfig.vec_mult_cycles``): 1 for four DSP
         multipliers per lane, or 2 to 32 (a power of two) for a serial multiplier in logic that
         takes 32 / K multiplier bits per cycle.
+    multiplier : str
+        With K = 1, how the partial products are made: one of :data:`rtl.dsp.MULTIPLIERS`
+        (default "auto"; "sb_mac16" is not one of them here). "mult18x18d" puts stage 1's
+        results into the MULT18X18Ds' input registers as well. The timing is the same.
 
     Members
     -------
@@ -108,12 +113,17 @@ class VectorUnit(wiring.Component):
     stages 4 to 6 follow.
     """
 
-    def __init__(self, lanes, tag_width, mult_cycles=1):
+    def __init__(self, lanes, tag_width, mult_cycles=1, multiplier="auto"):
         _check_positive_int("lanes", lanes)
         _check_positive_int("tag_width", tag_width)
         if mult_cycles not in MULT_CYCLES_CHOICES or isinstance(mult_cycles, bool):
             raise ValueError(f"mult_cycles must be one of "
                              f"{', '.join(map(str, MULT_CYCLES_CHOICES))}, not {mult_cycles!r}")
+        choices = [kind for kind in MULTIPLIERS if kind != "sb_mac16"]
+        if multiplier not in choices:
+            raise ValueError(f"multiplier must be one of {', '.join(choices)}, "
+                             f"not {multiplier!r}")
+        self.multiplier = multiplier
         self.lanes = lanes
         self.tag_width = tag_width
         self.mult_cycles = mult_cycles
@@ -142,7 +152,9 @@ class VectorUnit(wiring.Component):
             "side": self._side,
         }), reset_less=True)
         if self.mult_cycles == 1:
-            s2_valid = self._dsp_product(m, s2)
+            # (An iCE40's SB_MAC16s serve the array; its vector lanes multiply serially.)
+            kind = multiplier_kind(self.multiplier, platform)
+            s2_valid = self._dsp_product(m, s2, kind == "mult18x18d")
         else:
             s2_valid = self._serial_product(m, s2)
         # Stages 4 to 6 follow s2: valid bits for them, the only other bits with a reset.
@@ -159,9 +171,10 @@ class VectorUnit(wiring.Component):
         register) into the side register ``dst``."""
         return [getattr(dst, name).eq(getattr(src, name)) for name, _ in self._side]
 
-    def _dsp_product(self, m, s2):
+    def _dsp_product(self, m, s2, instances):
         """Stages 1 to 3 with four DSP multipliers per lane: s2 three cycles after the input.
-        Returns the valid bit of s2."""
+        ``instances``: ECP5 MULT18X18Ds whose input registers load stage 1's results (rather
+        than inferred multipliers behind the s1 registers). Returns the valid bit of s2."""
         valid = Signal(3)
         m.d.sync += valid.eq(Cat(self.i.valid, valid[:2]))
         s1 = Signal(data.StructLayout({
@@ -184,24 +197,27 @@ class VectorUnit(wiring.Component):
         m.d.sync += [partials.side.eq(s1.side), s2.side.eq(partials.side)]
 
         for j in range(self.lanes):
-            # Stage 1: the 33-bit sum is truncated by the 32-bit register, i.e. wrapped.
-            m.d.sync += [
-                s1.x[j].eq(p.acc[j] + p.bias[j]),
-                s1.mult[j].eq(p.mult[j]),
-            ]
+            # Stage 1: the 33-bit sum is truncated to 32 bits, i.e. wrapped.
+            x = (p.acc[j] + p.bias[j])[:32]
+            m.d.sync += [s1.x[j].eq(x), s1.mult[j].eq(p.mult[j])]
 
             # Stage 2: x * mult = hh * 2**32 + (hl + lh) * 2**16 + ll, with signed high halves
             # and unsigned low ones; each partial product fits one 18 x 18 DSP multiplier.
             # gemmlowp's own overflow test, off the multipliers' path, costs nothing.
-            xh, xl = s1.x[j][16:].as_signed(), s1.x[j][:16]
-            mh, ml = s1.mult[j][16:].as_signed(), s1.mult[j][:16]
-            m.d.sync += [
-                partials.hh[j].eq(xh * mh),
-                partials.hl[j].eq(xh * ml),
-                partials.lh[j].eq(xl * mh),
-                partials.ll[j].eq(xl * ml),
-                partials.saturate[j].eq((s1.x[j] == INT32_MIN) & (s1.mult[j] == INT32_MIN)),
-            ]
+            m.d.sync += partials.saturate[j].eq((s1.x[j] == INT32_MIN)
+                                                & (s1.mult[j] == INT32_MIN))
+            if instances:
+                xh, xl = x[16:].as_signed(), x[:16]
+                mh, ml = p.mult[j][16:].as_signed(), p.mult[j][:16]
+                products = [mult18x18d(m, f"{name}{j}", a, b)[:width]
+                            for name, a, b, width in (("hh", xh, mh, 32), ("hl", xh, ml, 33),
+                                                      ("lh", xl, mh, 33), ("ll", xl, ml, 32))]
+            else:
+                xh, xl = s1.x[j][16:].as_signed(), s1.x[j][:16]
+                mh, ml = s1.mult[j][16:].as_signed(), s1.mult[j][:16]
+                products = [xh * mh, xh * ml, xl * mh, xl * ml]
+            m.d.sync += [partials.hh[j].eq(products[0]), partials.hl[j].eq(products[1]),
+                         partials.lh[j].eq(products[2]), partials.ll[j].eq(products[3])]
 
             # Stage 3: the full product (|x * mult| <= 2**62 fits signed(64)).
             m.d.sync += [

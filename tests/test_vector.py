@@ -9,23 +9,29 @@ from amaranth.lib.wiring import In, Out
 from rtl.config import CoreConfig
 from rtl.isa import vec_pipeline_depth, vec_unit_latency
 from rtl.vector import VectorUnit
-from sim.runner import SIMULATORS, SimulationFailed, run_cocotb
+from sim.runner import ECP5_MULT18X18D_MODEL, SIMULATORS, SimulationFailed, run_cocotb
 
 TAG_WIDTH = 16
 
 
-@pytest.mark.parametrize("lanes, mult_cycles", [(1, 1), (4, 1), (3, 4), (2, 32)])
-def test_vector_unit(simulator, lanes, mult_cycles, seed):
+@pytest.mark.parametrize("lanes, mult_cycles, multiplier", [
+    (1, 1, "generic"), (4, 1, "generic"), (3, 4, "generic"), (2, 32, "generic"),
+    (2, 1, "mult18x18d"),
+])
+def test_vector_unit(simulator, lanes, mult_cycles, multiplier, seed):
     """The cocotb bench; ``simulator`` (both, never skipped: a missing one raises
     SimulatorMissing) and ``seed`` (--seed, LOCKSTEP_SEED or fixed) come from conftest.py.
     K = 4 has 8-bit multiplier digits (seven shifted terms and the signed top one), K = 32
-    one-bit digits."""
+    one-bit digits; "mult18x18d" is the ECP5 build's DSP instances, simulated with
+    sim/models/ecp5_mult18x18d.v."""
     assert simulator in SIMULATORS
     try:
-        run_cocotb(lambda: VectorUnit(lanes, TAG_WIDTH, mult_cycles=mult_cycles),
-                   key=f"vector-w{lanes}-k{mult_cycles}",
+        run_cocotb(lambda: VectorUnit(lanes, TAG_WIDTH, mult_cycles=mult_cycles,
+                                      multiplier=multiplier),
+                   key=f"vector-w{lanes}-k{mult_cycles}-{multiplier}",
                    test_module="sim.benches.vector_bench", toplevel="vector",
                    simulator=simulator,
+                   extra_sources=[ECP5_MULT18X18D_MODEL] if multiplier == "mult18x18d" else (),
                    extra_env={"LOCKSTEP_LANES": lanes, "LOCKSTEP_MULT_CYCLES": mult_cycles,
                               "LOCKSTEP_SEED": seed})
     except SimulationFailed as exc:
@@ -86,6 +92,8 @@ def test_connects_to_an_always_ready_stream():
     ({"lanes": 4, "tag_width": 8, "mult_cycles": 2}, ValueError, "not 2"),
     ({"lanes": 4, "tag_width": 8, "mult_cycles": 64}, ValueError, "mult_cycles must be one of"),
     ({"lanes": 4, "tag_width": 8, "mult_cycles": True}, ValueError, "not True"),
+    ({"lanes": 4, "tag_width": 8, "multiplier": "sb_mac16"}, ValueError,
+     "multiplier must be one of auto, generic, mult18x18d, not 'sb_mac16'"),
 ])
 def test_rejects_bad_parameters(kwargs, error, text):
     with pytest.raises(error, match=text):
