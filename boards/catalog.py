@@ -8,15 +8,16 @@ Each board runs the core straight from its own oscillator (no PLL), at a clock t
 builds meet (``lockstep build --board NAME`` reports the achieved Fmax):
 
 * iCEBreaker (iCE40UP5K, 12 MHz): an 8x2 array, 16 MACs on all 8 SB_MAC16, two PEs to each
-  (the array's explicit instances, rtl/array.py), and one vector lane with a serial multiplier
-  in logic (``vec_mult_cycles`` = 32: a VEC row takes 2 x 32 cycles); routed at 21.5 MHz in
-  5259/5280 LCs and 25/30 EBRs. The 2x4 array it replaces (8 MACs, its vector lane on two
-  DSPs) routed at 32.7 MHz in 4485 LCs: half the MACs at 1.5 times the clock
-  (docs/benchmarks.md). Arrays with inferred multipliers must keep one row: ``synth_ice40
-  -dsp`` (Yosys 0.70) packs a multi-row array's generic multipliers into a wrong netlist.
+  (rtl/dsp.py), and one vector lane with a serial multiplier in logic (``vec_mult_cycles`` =
+  32: a VEC row takes 2 x 32 cycles); routed at 37.97 MHz (placer seed 1; 36.10 and 35.06 with
+  seeds 2 and 3) in 4452/5280 LCs and 25/30 EBRs (docs/benchmarks.md). Arrays with inferred
+  multipliers must keep one row: ``synth_ice40 -dsp`` (Yosys 0.70) packs a multi-row array's
+  generic multipliers into a wrong netlist.
 * ULX3S 85F (LFE5U-85F, 25 MHz): a 12x12 array (144 MULT18X18D) with 3 vector lanes (12 more,
-  156/156), each VEC row taking 4 cycles; routed at 55.0 MHz in 11.9k LUTs and 112/208 DP16KD,
-  but nextpnr-ecp5 needs about 40 minutes for it (docs/benchmarks.md).
+  156/156), each VEC row taking 4 cycles, and three-cycle host reads (every SRAM output row
+  registered before the host's word select). Routed at 63.88 MHz in 9536 LUTs and 113/208
+  DP16KD at commit 06c43cf; the later steps were measured on smaller cores (docs/benchmarks.md,
+  "The ECP5 at 100 MHz"). nextpnr-ecp5 needs 40 minutes or more for it.
 """
 
 import importlib
