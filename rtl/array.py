@@ -14,6 +14,7 @@ from .pe import ACT_SHAPE, PSUM_SHAPE, WEIGHT_SHAPE, ProcessingElement, psum_sha
 
 __all__ = ["SystolicArray", "MULTIPLIERS", "systolic_latency"]
 
+
 def systolic_latency(rows, cols):
     """Cycles from a vector on the array's input to its results: the input register (the
     activation read's register of ``isa.READ_LATENCY``), then ``isa.array_latency``."""
