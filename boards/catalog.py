@@ -17,7 +17,7 @@ builds meet (``lockstep build --board NAME`` reports the achieved Fmax):
   156/156), each VEC row taking 4 cycles, and three-cycle host reads (every SRAM output row
   registered before the host's word select). Routed at 63.88 MHz in 9536 LUTs and 113/208
   DP16KD at commit 06c43cf; the later steps were measured on smaller cores (docs/benchmarks.md,
-  "The ECP5 at 100 MHz"). nextpnr-ecp5 needs 40 minutes or more for it.
+  "The ECP5 at 100 MHz"). Its build takes half an hour or more.
 """
 
 import importlib
