@@ -72,19 +72,20 @@ def test_gemm_cycle_formula():
 def test_interlocks():
     cfg = CoreConfig(rows=4, cols=8)
     r, c = cfg.rows, cfg.cols
+    vec_depth = 8      # docs/isa.md: a VEC's last write lands 8 cycles after its last read (K = 1)
     mm = isa.encode(isa.Op.MATMUL, m=3)
     vec = isa.encode(isa.Op.VEC, m=2)
     halt = isa.encode(isa.Op.HALT)
     # VEC waits for the MATMUL's writes (start 3, settled at 3 + 3 + 2 + R + C).
-    assert predict_cycles(cfg, [mm, vec, halt]) == (3 + 3 + 2 + r + c) + 2 + 7 + 1
-    # MATMUL waits for the VEC's writes (settled 7 cycles after its last row).
-    assert predict_cycles(cfg, [vec, mm, halt]) == (3 + 2 + 7) + 3 + 2 + r + c + 1
+    assert predict_cycles(cfg, [mm, vec, halt]) == (3 + 3 + 2 + r + c) + 2 + vec_depth + 1
+    # MATMUL waits for the VEC's writes (settled vec_depth cycles after its last row).
+    assert predict_cycles(cfg, [vec, mm, halt]) == (3 + 2 + vec_depth) + 3 + 2 + r + c + 1
     # A WAIT long enough hides the interlock completely.
     wait = isa.encode(isa.Op.WAIT, cycles=2 + r + c)
-    assert predict_cycles(cfg, [mm, wait, vec, halt]) == 3 + 3 + 2 + r + c + 2 + 7 + 1
+    assert predict_cycles(cfg, [mm, wait, vec, halt]) == 3 + 3 + 2 + r + c + 2 + vec_depth + 1
     # With 2 vector lanes of 4, a VEC row takes 2 cycles.
     narrow = CoreConfig(rows=4, cols=8, vec_lanes=2)
-    assert predict_cycles(narrow, [vec, halt]) == 3 + 2 * 2 + 7 + 1
+    assert predict_cycles(narrow, [vec, halt]) == 3 + 2 * 2 + vec_depth + 1
 
 
 def test_faults_stop_before_executing():
