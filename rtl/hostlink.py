@@ -89,10 +89,11 @@ class HostLink(wiring.Component):
 
     Timing: a WRITE of n words takes 3n cycles on the bus after its last CRC byte (one buffer
     read, its register, one bus write per word); a READ reads each word (one bus cycle, data
-    two cycles later) just before its four bytes are sent, so the response streams at the full
-    line rate. The response's SYNC goes to the transmitter's holding register 2 (READ, PING,
-    errors) or 3n + 2 (WRITE) cycles after the request's last byte was received, and its start
-    bit is on the line 2 cycles after that (rtl/uart.py).
+    ``cfg.host_read_latency`` cycles later, plus the bus register of :class:`LinkedCore`) just
+    before its four bytes are sent, so the response streams at the full line rate. The
+    response's SYNC goes to the transmitter's holding register 2 (READ, PING, errors) or 3n + 2
+    (WRITE) cycles after the request's last byte was received, and its start bit is on the line
+    2 cycles after that (rtl/uart.py).
     """
 
     def __init__(self, cfg, divisor, timeout_bits=DEFAULT_TIMEOUT_BITS):
