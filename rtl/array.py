@@ -8,7 +8,7 @@ from amaranth.hdl import Module, Signal, unsigned
 from amaranth.lib import data, stream, wiring
 from amaranth.lib.wiring import In, Out
 
-from .dsp import MULTIPLIERS, mult18x18d, multiplier_kind, sb_mac16_pair
+from .dsp import MULTIPLIERS, check_multiplier, mult18x18d, multiplier_kind, sb_mac16_pair
 from .isa import array_latency
 from .pe import ACT_SHAPE, PSUM_SHAPE, WEIGHT_SHAPE, ProcessingElement, psum_shape
 
@@ -98,10 +98,7 @@ class SystolicArray(wiring.Component):
     """
 
     def __init__(self, rows, cols, multiplier="auto"):
-        if multiplier not in MULTIPLIERS:
-            raise ValueError(f"multiplier must be one of {', '.join(MULTIPLIERS)}, "
-                             f"not {multiplier!r}")
-        self.multiplier = multiplier
+        self.multiplier = check_multiplier(multiplier)
         for name, value in (("rows", rows), ("cols", cols)):
             if not isinstance(value, int) or isinstance(value, bool):
                 raise TypeError(f"{name} must be an integer, not {value!r}")

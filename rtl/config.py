@@ -186,10 +186,10 @@ class CoreConfig:
     @property
     def name(self):
         """A short name that identifies the configuration, e.g. for build caches."""
-        vec = f"_v{self.vec_lanes}" if self.vec_lanes != self.lanes else ""
+        suffix = f"_v{self.vec_lanes}" if self.vec_lanes != self.lanes else ""
         if self.vec_mult_cycles != 1:
-            vec += f"_s{self.vec_mult_cycles}"
+            suffix += f"_s{self.vec_mult_cycles}"
         if self.host_read_latency != 2:
-            vec += f"_h{self.host_read_latency}"
+            suffix += f"_h{self.host_read_latency}"
         return (f"r{self.rows}c{self.cols}_a{self.act_depth}_w{self.wgt_depth}"
-                f"_c{self.acc_depth}_q{self.qparam_depth}_p{self.prog_depth}{vec}")
+                f"_c{self.acc_depth}_q{self.qparam_depth}_p{self.prog_depth}{suffix}")

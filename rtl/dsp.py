@@ -13,12 +13,20 @@ for the SB_MAC16, sim/models/ecp5_mult18x18d.v for the MULT18X18D (Yosys has onl
 
 from amaranth.hdl import Cat, ClockSignal, Const, Instance, Signal, signed
 
-__all__ = ["MULTIPLIERS", "multiplier_kind", "sb_mac16_pair", "mult18x18d"]
+__all__ = ["MULTIPLIERS", "check_multiplier", "multiplier_kind", "sb_mac16_pair",
+           "mult18x18d"]
 
 #: How products are made: "generic" (an Amaranth ``*`` and a register, which the synthesis tool
 #: maps as it likes), "sb_mac16", "mult18x18d", or "auto": "sb_mac16" when elaborated for an
 #: iCE40 platform, "mult18x18d" for an ECP5, else "generic".
 MULTIPLIERS = ("auto", "generic", "sb_mac16", "mult18x18d")
+
+
+def check_multiplier(multiplier, choices=MULTIPLIERS):
+    """``multiplier`` if it is one of ``choices``; ValueError (one line) otherwise."""
+    if multiplier not in choices:
+        raise ValueError(f"multiplier must be one of {', '.join(choices)}, not {multiplier!r}")
+    return multiplier
 
 
 def multiplier_kind(multiplier, platform):

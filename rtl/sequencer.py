@@ -315,9 +315,14 @@ class Sequencer(wiring.Component):
 
         # One bit per check, in CHECK_ORDER: the error code is chosen from them a cycle later
         # (:func:`_first_error`), off the checks' adders.
+        Error = isa.Error
+        failed = {
+            Error.PC_OVERFLOW: addr >= cfg.prog_depth, Error.ILLEGAL_OPCODE: ~legal,
+            Error.BAD_FIELD: bad_field, Error.ACT_RANGE: act_range, Error.WGT_RANGE: wgt_range,
+            Error.ACC_RANGE: acc_range, Error.QPARAM_RANGE: qparam_range,
+        }
         checks = Signal(len(CHECK_ORDER), name="d_checks")
-        m.d.comb += checks.eq(Cat(addr >= cfg.prog_depth, ~legal, bad_field, act_range,
-                                  wgt_range, acc_range, qparam_range))
+        m.d.comb += checks.eq(Cat(failed[error] for error in CHECK_ORDER))
 
         load_cost = isa.load_cost(cfg)
         cost = Signal(range(isa.max_cost(cfg) + 1), name="d_cost")

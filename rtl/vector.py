@@ -11,7 +11,7 @@ from amaranth.lib import data, stream, wiring
 from amaranth.lib.wiring import In, Out
 
 from .config import MULT_CYCLES_CHOICES
-from .dsp import MULTIPLIERS, mult18x18d, multiplier_kind
+from .dsp import MULTIPLIERS, check_multiplier, mult18x18d, multiplier_kind
 from .isa import vec_unit_latency
 
 __all__ = ["VectorUnit", "input_layout", "output_layout"]
@@ -119,11 +119,8 @@ class VectorUnit(wiring.Component):
         if mult_cycles not in MULT_CYCLES_CHOICES or isinstance(mult_cycles, bool):
             raise ValueError(f"mult_cycles must be one of "
                              f"{', '.join(map(str, MULT_CYCLES_CHOICES))}, not {mult_cycles!r}")
-        choices = [kind for kind in MULTIPLIERS if kind != "sb_mac16"]
-        if multiplier not in choices:
-            raise ValueError(f"multiplier must be one of {', '.join(choices)}, "
-                             f"not {multiplier!r}")
-        self.multiplier = multiplier
+        self.multiplier = check_multiplier(
+            multiplier, [kind for kind in MULTIPLIERS if kind != "sb_mac16"])
         self.lanes = lanes
         self.tag_width = tag_width
         self.mult_cycles = mult_cycles
