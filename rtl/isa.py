@@ -23,7 +23,7 @@ from .config import (
 __all__ = [
     "Op", "Error", "Field", "FIELDS", "INSTR_BITS", "OPCODE_LSB", "OPCODE_BITS",
     "Instr", "encode", "decode", "check", "cost", "IsaError",
-    "FETCH_CYCLES", "READ_LATENCY", "MAC_PIPELINE_DEPTH", "array_latency",
+    "FETCH_CYCLES", "READ_LATENCY", "MAC_PIPELINE_DEPTH", "ACC_WRITE_LATENCY", "array_latency",
     "vec_unit_latency", "vec_pipeline_depth",
     "matmul_settle", "vec_settle", "load_cost",
 ]
@@ -222,6 +222,7 @@ def check(word, cfg):
 FETCH_CYCLES = 3          # cycles after START before the first instruction: fetch x2, decode
 READ_LATENCY = 2          # cycles from an SRAM read address to a unit's input: read, register
 MAC_PIPELINE_DEPTH = 2    # cycles from a PE's activation to its partial sum: product, then sum
+ACC_WRITE_LATENCY = 1     # cycles from the array's result to its accumulator write: the add
 
 
 def array_latency(rows, cols):
@@ -277,9 +278,10 @@ def max_cost(cfg):
 
 def matmul_settle(cfg, m):
     """Cycles from a MATMUL's first cycle until all its accumulator writes can be read: row i is
-    read from activation SRAM in cycle s+i, enters the array in s+i+READ_LATENCY and is written
-    into the accumulators array_latency cycles later, readable in the cycle after."""
-    return m - 1 + READ_LATENCY + array_latency(cfg.rows, cfg.cols) + 1
+    read from activation SRAM in cycle s+i, enters the array in s+i+READ_LATENCY, leaves it
+    array_latency cycles later, is added to its accumulator row and written ACC_WRITE_LATENCY
+    cycles after that, readable in the cycle after."""
+    return m - 1 + READ_LATENCY + array_latency(cfg.rows, cfg.cols) + ACC_WRITE_LATENCY + 1
 
 
 def vec_settle(cfg, m):
