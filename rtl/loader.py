@@ -51,16 +51,19 @@ class WeightLoader(wiring.Component):
             m.d.sync += [next_valid.eq(valid), next_addr.eq(addr)]
             valid, addr = next_valid, next_addr
 
+        # The read address of the tile's rows after the first is a register (``ptr``), counted
+        # up as they are read: the weight SRAM's banks are spread over the chip, and an adder
+        # in front of their address inputs would share the cycle with that route.
         active = Signal()
-        base = Signal(ADDR_FIELD_BITS)
+        ptr = Signal(ADDR_FIELD_BITS)
         row = Signal(range(max(2, rows)))
         with m.If(valid):
             # A new tile; loads are spaced at least R cycles apart, so the previous one is done.
             m.d.comb += self.rd_addr.eq(addr)
-            m.d.sync += [base.eq(addr), row.eq(1), active.eq(rows > 1)]
+            m.d.sync += [ptr.eq(addr + 1), row.eq(1), active.eq(rows > 1)]
         with m.Elif(active):
-            m.d.comb += self.rd_addr.eq(base + row)
-            m.d.sync += row.eq(row + 1)
+            m.d.comb += self.rd_addr.eq(ptr)
+            m.d.sync += [ptr.eq(ptr + 1), row.eq(row + 1)]
             with m.If(row == rows - 1):
                 m.d.sync += active.eq(0)
 
