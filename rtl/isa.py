@@ -219,7 +219,7 @@ def check(word, cfg):
 # earlier MATMULs has landed, and MATMUL (which reads activations) starts only once every
 # activation write of earlier VECs has landed. HALT waits for both. See docs/isa.md.
 
-FETCH_CYCLES = 3          # cycles after START before the first instruction: fetch x2, decode
+FETCH_CYCLES = 4          # cycles after START before instruction 0: fetch x2, predecode, decode
 READ_LATENCY = 2          # cycles from an SRAM read address to a unit's input: read, register
 MAC_PIPELINE_DEPTH = 2    # cycles from a PE's activation to its partial sum: product, then sum
 ACC_WRITE_LATENCY = 1     # cycles from the array's result to its accumulator write: the add

@@ -1,10 +1,11 @@
 """The sequencer: fetches, checks and issues instructions, one fixed-cost instruction at a time.
 
-Four stages: the program SRAM read and its output register (fetch), the checks and cost of
-the word (decode, into registers) and the issuing of the instruction (execute). Since programs
-have no branches, the next word is always fetched and decoded while the current instruction
-executes, so the pipeline costs cycles only once per run (``isa.FETCH_CYCLES``), and the SRAM
-addresses a cycle issues come from registers rather than through the decoder.
+Five stages: the program SRAM read and its output register (fetch), the word's compares and
+cost (predecode, into registers), the checks made of them (decode, into registers) and the
+issuing of the instruction (execute). Since programs have no branches, the next words are always
+fetched and decoded while the current instruction executes, so the pipeline costs cycles only
+once per run (``isa.FETCH_CYCLES``), and the SRAM addresses a cycle issues come from registers
+rather than through the decoder.
 """
 
 from amaranth import Cat, Const, Module, Mux, Signal, signed, unsigned
@@ -76,13 +77,13 @@ class Sequencer(wiring.Component):
     cycles, mac_cycles, instret : Out(32)
         Counters of the last run (see rtl/hostmap.py, Reg).
 
-    Timing: START in cycle x; cycles x+1 and x+2 fetch word 0 and cycle x+3 decodes it
-    (``isa.FETCH_CYCLES`` = 3); the first instruction starts in cycle x+4. Each instruction
-    occupies exactly ``isa.cost`` cycles once it has started, and the next one starts in the
-    cycle after. A MATMUL starts only when the last VEC's
-    activation writes have landed, a VEC only when the last MATMUL's accumulator writes have
-    landed, and HALT (or a faulting instruction) only when both have. Its last cycle is the last
-    busy cycle, so CYCLES counts fetch and decode, every instruction and every interlock wait.
+    Timing: START in cycle x; cycles x+1 and x+2 fetch word 0, cycles x+3 and x+4 predecode
+    and decode it (``isa.FETCH_CYCLES`` = 4); the first instruction starts in cycle x+5. Each
+    instruction occupies exactly ``isa.cost`` cycles once it has started, and the next one
+    starts in the cycle after. A MATMUL starts only when the last VEC's activation writes have
+    landed, a VEC only when the last MATMUL's accumulator writes have landed, and HALT (or a
+    faulting instruction) only when both have. Its last cycle is the last busy cycle, so CYCLES
+    counts fetch and decode, every instruction and every interlock wait.
     """
 
     def __init__(self, cfg):
@@ -159,22 +160,39 @@ class Sequencer(wiring.Component):
                 addr_next.eq(wrapped(dpc_next + 2)),
             ]
 
-        # -- decode the word register: opcode, fault and cost, into the execute registers ---------
-        d_op, d_checks, d_cost = self._decode(m, word, dpc)
+        # -- predecode the word register: its compares, opcode and cost, into registers --------
+        # -- decode those: the checks and what the execute registers need ------------------------
+        # Two stages, so that neither a field's compare nor the OR of the checks behind it shares
+        # a cycle with the other (docs/benchmarks.md, "The ECP5 at 100 MHz").
+        p_word = Signal(isa.INSTR_BITS)
+        p_dpc = Signal.like(dpc)
+        p_op = {op: Signal(name=f"p_is_{op.name.lower()}") for op in Op}
+        p_cost = Signal(range(isa.max_cost(cfg) + 1))
+        p_last = Signal()
+        d_op, d_terms, d_cost = self._decode(m, word, dpc)
+        p_terms = {error: [Signal(name=f"p_{error.name.lower()}_{i}") for i in range(len(terms))]
+                   for error, terms in d_terms.items()}
+        with m.If(advance):
+            m.d.sync += [p_word.eq(word), p_dpc.eq(dpc), p_cost.eq(d_cost),
+                         p_last.eq(d_cost == 1)]
+            m.d.sync += [p_op[op].eq(d_op[op]) for op in Op]
+            for error, terms in d_terms.items():
+                m.d.sync += [reg.eq(term) for reg, term in zip(p_terms[error], terms, strict=True)]
+        p_checks = Cat(Cat(p_terms[error]).any() for error in CHECK_ORDER)
 
         ir = Signal(isa.INSTR_BITS)
         is_op = {op: Signal(name=f"is_{op.name.lower()}") for op in Op}
-        checks = Signal.like(d_checks)
+        checks = Signal(len(CHECK_ORDER))
         fault = _first_error(checks)
-        d_mm, d_vec = _fields(word, Op.MATMUL), _fields(word, Op.VEC)
+        p_mm, p_vec = _fields(p_word, Op.MATMUL), _fields(p_word, Op.VEC)
         with m.If(advance):
-            m.d.sync += [ir.eq(word), checks.eq(d_checks), left.eq(d_cost), pc.eq(dpc),
-                         last.eq(d_cost == 1), stops.eq(d_checks.any() | d_op[Op.HALT]),
+            m.d.sync += [ir.eq(p_word), checks.eq(p_checks), left.eq(p_cost), pc.eq(p_dpc),
+                         last.eq(p_last), stops.eq(p_checks.any() | p_op[Op.HALT]),
                          first.eq(1), started.eq(0), step.eq(0),
-                         ptr_a.eq(Mux(d_op[Op.VEC], d_vec["acc_addr"], d_mm["act_addr"])),
-                         ptr_b.eq(Mux(d_op[Op.VEC], d_vec["act_addr"], d_mm["acc_addr"])),
-                         mm_rows.eq(d_mm["m"] - 1), mm_more.eq(d_op[Op.MATMUL])]
-            m.d.sync += [is_op[op].eq(d_op[op]) for op in Op]
+                         ptr_a.eq(Mux(p_op[Op.VEC], p_vec["acc_addr"], p_mm["act_addr"])),
+                         ptr_b.eq(Mux(p_op[Op.VEC], p_vec["act_addr"], p_mm["acc_addr"])),
+                         mm_rows.eq(p_mm["m"] - 1), mm_more.eq(p_op[Op.MATMUL])]
+            m.d.sync += [is_op[op].eq(p_op[op]) for op in Op]
 
         mm_f, vec_f = _fields(ir, Op.MATMUL), _fields(ir, Op.VEC)
         ld_f, setq_f = _fields(ir, Op.LOADW), _fields(ir, Op.SETQ)
@@ -220,6 +238,11 @@ class Sequencer(wiring.Component):
                 m.d.comb += self.prog_en.eq(1)
                 m.d.sync += [self.cycles.eq(self.cycles + 1), word.eq(self.prog_data),
                              dpc.eq(0), dpc_next.eq(1), addr_next.eq(wrapped(2))]
+                m.next = "PREDECODE"
+
+            with m.State("PREDECODE"):   # what the execute registers take is don't-care
+                m.d.comb += advance.eq(1)
+                m.d.sync += self.cycles.eq(self.cycles + 1)
                 m.next = "DECODE"
 
             with m.State("DECODE"):
@@ -278,9 +301,9 @@ class Sequencer(wiring.Component):
         return m
 
     def _decode(self, m, word, addr):
-        """One-hot opcode, the checks that fail (one bit per error code, in
-        :data:`CHECK_ORDER`: ``isa.check``'s, and PC_OVERFLOW when ``addr`` is past the end) and
-        cost (``isa.cost``) of the instruction ``word`` fetched from ``addr``."""
+        """One-hot opcode, the failing conditions (for each error code, a list of terms: the
+        check fails if any term is set; ``isa.check``'s, and PC_OVERFLOW when ``addr`` is past
+        the end) and cost (``isa.cost``) of the instruction ``word`` fetched from ``addr``."""
         cfg = self.cfg
         Op = isa.Op
         opcode = word[isa.OPCODE_LSB:isa.OPCODE_LSB + isa.OPCODE_BITS]
@@ -289,41 +312,38 @@ class Sequencer(wiring.Component):
         is_op = {op: opcode == op for op in Op}
 
         # -- checks, in the order of isa.check: the lowest error code wins ----------------------
-        legal = Cat(is_op.values()).any()
         reserved = Const(0, 1)
         for op in Op:
             reserved = reserved | (is_op[op] & (word & isa.reserved_mask(op)).any())
-        bad_field = (
-            reserved
-            | (is_op[Op.WAIT] & (wait_f["cycles"] == 0))
-            | (is_op[Op.MATMUL] & (mm_f["m"] == 0))
-            | (is_op[Op.VEC] & (vec_f["m"] == 0))
-            | (is_op[Op.MATMUL] & ~mm_f["preload"] & (mm_f["wgt_addr"] != 0))
-            | (is_op[Op.VEC] & (vec_f["group"] >= cfg.groups))
-            | (is_op[Op.SETQ] & (setq_f["clamp_min"] > setq_f["clamp_max"])))
-        act_range = (
-            (is_op[Op.MATMUL] & _past_end(mm_f["act_addr"], mm_f["m"], cfg.act_depth))
-            | (is_op[Op.VEC] & _past_end(vec_f["act_addr"], vec_f["m"], cfg.act_depth)))
-        # (wgt_depth >= R: rtl/config.py)
-        wgt_range = (
-            (is_op[Op.MATMUL] & mm_f["preload"] & (mm_f["wgt_addr"] > cfg.wgt_depth - cfg.rows))
-            | (is_op[Op.LOADW] & (ld_f["wgt_addr"] > cfg.wgt_depth - cfg.rows)))
-        acc_range = (
-            (is_op[Op.MATMUL] & _past_end(mm_f["acc_addr"], mm_f["m"], cfg.acc_depth))
-            | (is_op[Op.VEC] & _past_end(vec_f["acc_addr"], vec_f["m"], cfg.acc_depth)))
-        qparam_range = is_op[Op.VEC] & (vec_f["q_addr"] >= cfg.qparam_depth)
-
-        # One bit per check, in CHECK_ORDER: the error code is chosen from them a cycle later
-        # (:func:`_first_error`), off the checks' adders.
         Error = isa.Error
-        failed = {
-            Error.PC_OVERFLOW: addr >= cfg.prog_depth, Error.ILLEGAL_OPCODE: ~legal,
-            Error.BAD_FIELD: bad_field, Error.ACT_RANGE: act_range, Error.WGT_RANGE: wgt_range,
-            Error.ACC_RANGE: acc_range, Error.QPARAM_RANGE: qparam_range,
-        }
-        checks = Signal(len(CHECK_ORDER), name="d_checks")
-        m.d.comb += checks.eq(Cat(failed[error] for error in CHECK_ORDER))
+        # (wgt_depth >= R: rtl/config.py)
+        return is_op, {
+            Error.PC_OVERFLOW: [addr >= cfg.prog_depth],
+            Error.ILLEGAL_OPCODE: [~Cat(is_op.values()).any()],
+            Error.BAD_FIELD: [
+                reserved,
+                is_op[Op.WAIT] & (wait_f["cycles"] == 0),
+                is_op[Op.MATMUL] & (mm_f["m"] == 0),
+                is_op[Op.VEC] & (vec_f["m"] == 0),
+                is_op[Op.MATMUL] & ~mm_f["preload"] & (mm_f["wgt_addr"] != 0),
+                is_op[Op.VEC] & (vec_f["group"] >= cfg.groups),
+                is_op[Op.SETQ] & (setq_f["clamp_min"] > setq_f["clamp_max"])],
+            Error.ACT_RANGE: [
+                is_op[Op.MATMUL] & _past_end(mm_f["act_addr"], mm_f["m"], cfg.act_depth),
+                is_op[Op.VEC] & _past_end(vec_f["act_addr"], vec_f["m"], cfg.act_depth)],
+            Error.WGT_RANGE: [
+                is_op[Op.MATMUL] & mm_f["preload"] & (mm_f["wgt_addr"] > cfg.wgt_depth - cfg.rows),
+                is_op[Op.LOADW] & (ld_f["wgt_addr"] > cfg.wgt_depth - cfg.rows)],
+            Error.ACC_RANGE: [
+                is_op[Op.MATMUL] & _past_end(mm_f["acc_addr"], mm_f["m"], cfg.acc_depth),
+                is_op[Op.VEC] & _past_end(vec_f["acc_addr"], vec_f["m"], cfg.acc_depth)],
+            Error.QPARAM_RANGE: [is_op[Op.VEC] & (vec_f["q_addr"] >= cfg.qparam_depth)],
+        }, self._cost(m, opcode, mm_f, vec_f, wait_f)
 
+    def _cost(self, m, opcode, mm_f, vec_f, wait_f):
+        """``isa.cost`` of the instruction with ``opcode`` and these fields."""
+        cfg = self.cfg
+        Op = isa.Op
         load_cost = isa.load_cost(cfg)
         cost = Signal(range(isa.max_cost(cfg) + 1), name="d_cost")
         with m.Switch(opcode):
@@ -340,7 +360,7 @@ class Sequencer(wiring.Component):
                 m.d.comb += cost.eq(vec_f["m"] * cfg.vec_row_cycles)
             with m.Default():
                 m.d.comb += cost.eq(1)
-        return is_op, checks, cost
+        return cost
 
     def _issue(self, m, started, is_op, mm_f, vec_f, ld_f, setq_f, cfg,
                zero_point, clamp_min, clamp_max, ptr_a, ptr_b, step, mm_more):

@@ -55,19 +55,19 @@ def test_gemm_and_requant_layers_match_numpy(rows, cols, seed):
 
 
 def test_gemm_cycle_formula():
-    """Fetch (2) and decode (1) + one LOADW + back-to-back MATMULs + the drain of the last one
-    (activation read and register, R + C through the array, the add's register, the write) +
-    HALT."""
+    """Fetch (2), predecode and decode (2) + one LOADW + back-to-back MATMULs + the drain of the
+    last one (activation read and register, R + C through the array, the add's register, the
+    write) + HALT."""
     for rows, cols, m, k, n in [(8, 8, 128, 128, 128), (4, 16, 50, 30, 70), (16, 4, 3, 40, 9)]:
         cfg = CoreConfig(rows=rows, cols=cols, act_depth=4096, wgt_depth=4096, acc_depth=4096)
         tiles = ceil_div(k, rows) * ceil_div(n, cols)
         load = max(rows, cols)
         per_tile = max(m, load)
-        expected = 3 + load + (tiles - 1) * per_tile + (m + 3 + rows + cols) + 1
+        expected = 4 + load + (tiles - 1) * per_tile + (m + 3 + rows + cols) + 1
         assert predict_cycles(cfg, gemm_program(cfg, m, k, n) + [isa.encode(isa.Op.HALT)]) \
             == expected
     cfg = CoreConfig(rows=8, cols=8, act_depth=2048, wgt_depth=2048, acc_depth=2048)
-    assert predict_cycles(cfg, gemm_program(cfg, 128, 128, 128) + [0]) == 32799
+    assert predict_cycles(cfg, gemm_program(cfg, 128, 128, 128) + [0]) == 32800
 
 
 def test_interlocks():
@@ -78,17 +78,20 @@ def test_interlocks():
     mm = isa.encode(isa.Op.MATMUL, m=3)
     vec = isa.encode(isa.Op.VEC, m=2)
     halt = isa.encode(isa.Op.HALT)
-    # VEC waits for the MATMUL's writes (start 3, settled at 3 + 3 + 3 + R + C).
-    assert predict_cycles(cfg, [mm, vec, halt]) == (3 + 3 + mm_drain + r + c) + 2 + vec_depth + 1
+    fetch = 4          # fetch, predecode and decode: instruction 0 starts in cycle 4
+    # VEC waits for the MATMUL's writes (start 4, settled at 4 + 3 + 3 + R + C).
+    settled = fetch + 3 + mm_drain + r + c
+    assert predict_cycles(cfg, [mm, vec, halt]) == settled + 2 + vec_depth + 1
     # MATMUL waits for the VEC's writes (settled vec_depth cycles after its last row).
-    assert predict_cycles(cfg, [vec, mm, halt]) == (3 + 2 + vec_depth) + 3 + mm_drain + r + c + 1
+    settled = fetch + 2 + vec_depth
+    assert predict_cycles(cfg, [vec, mm, halt]) == settled + 3 + mm_drain + r + c + 1
     # A WAIT long enough hides the interlock completely.
     wait = isa.encode(isa.Op.WAIT, cycles=mm_drain + r + c)
-    assert predict_cycles(cfg, [mm, wait, vec, halt]) == (3 + 3 + mm_drain + r + c + 2 + vec_depth
-                                                          + 1)
+    assert predict_cycles(cfg, [mm, wait, vec, halt]) == (fetch + 3 + mm_drain + r + c + 2
+                                                          + vec_depth + 1)
     # With 2 vector lanes of 4, a VEC row takes 2 cycles.
     narrow = CoreConfig(rows=4, cols=8, vec_lanes=2)
-    assert predict_cycles(narrow, [vec, halt]) == 3 + 2 * 2 + vec_depth + 1
+    assert predict_cycles(narrow, [vec, halt]) == fetch + 2 * 2 + vec_depth + 1
 
 
 def test_faults_stop_before_executing():
@@ -101,8 +104,8 @@ def test_faults_stop_before_executing():
     result = run(state)
     assert result.error == isa.Error.ACT_RANGE and result.err_pc == 1
     assert np.array_equal(state.acc, before)   # active weights are zero: nothing added
-    # The fault waits for the first MATMUL's writes: start 3, settled at 3 + 2 + 3 + R + C.
-    assert result.cycles == max(3 + 2, 3 + 2 + 3 + 2 + 2) + 1
+    # The fault waits for the first MATMUL's writes: start 4, settled at 4 + 2 + 3 + R + C.
+    assert result.cycles == max(4 + 2, 4 + 2 + 3 + 2 + 2) + 1
 
 
 def test_program_without_halt_overflows():
@@ -110,7 +113,7 @@ def test_program_without_halt_overflows():
     state = CoreState(cfg)
     state.load_program([isa.encode(isa.Op.WAIT, cycles=2)] * 4)
     result = run(state)
-    assert (result.error, result.err_pc, result.cycles) == (isa.Error.PC_OVERFLOW, 4, 3 + 8 + 1)
+    assert (result.error, result.err_pc, result.cycles) == (isa.Error.PC_OVERFLOW, 4, 4 + 8 + 1)
 
 
 def test_load_program_refuses_oversized_programs():
