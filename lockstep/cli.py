@@ -51,6 +51,15 @@ def add_config_arguments(parser):
                         default=defaults.host_read_latency,
                         help="cycles per host port read: 2, or 3 to register every SRAM output "
                         f"before the word select (default {defaults.host_read_latency})")
+    parser.add_argument("--acc-write-latency", dest="acc_write_latency", type=int,
+                        default=defaults.acc_write_latency,
+                        help="registers between the accumulator add and its SRAM write: 0, or 1 "
+                        f"(a MATMUL's results land a cycle later) (default "
+                        f"{defaults.acc_write_latency})")
+    parser.add_argument("--decode-cycles", dest="decode_cycles", type=int,
+                        default=defaults.decode_cycles,
+                        help="cycles the sequencer decodes a word in: 1, or 2 (a run takes a "
+                        f"cycle more) (default {defaults.decode_cycles})")
 
 
 def config_from_args(args):

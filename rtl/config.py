@@ -7,7 +7,7 @@ model, the compiler and the testbenches all take a :class:`CoreConfig`.
 from dataclasses import asdict, dataclass, fields
 
 __all__ = ["CoreConfig", "ConfigError", "HOST_READ_LATENCY_CHOICES", "MULT_CYCLES_CHOICES",
-           "shape_name"]
+           "ACC_WRITE_LATENCY_CHOICES", "DECODE_CYCLES_CHOICES", "shape_name"]
 
 # Widths of the instruction fields that hold addresses and counts (see rtl/isa.py). They bound
 # the depths a configuration may ask for, so they live here, next to the checks that use them.
@@ -24,6 +24,11 @@ MULT_CYCLES_CHOICES = (1, 4, 8, 16, 32)
 #: Cycles a host read may take (rtl/hostbus.py): the SRAM read and the word's register beside
 #: the SRAMs, or with 3 a register for every SRAM's output row between them.
 HOST_READ_LATENCY_CHOICES = (2, 3)
+#: Registers between the accumulator add and the accumulator SRAM's write port.
+ACC_WRITE_LATENCY_CHOICES = (0, 1)
+#: Cycles the sequencer spends decoding a word: the checks in one, or the fields' compares and
+#: the checks made of them in two.
+DECODE_CYCLES_CHOICES = (1, 2)
 
 
 def shape_name(rows, cols, vec_lanes=None, vec_mult_cycles=None):
@@ -76,6 +81,17 @@ class CoreConfig:
         SRAM's output row first, then selects the word from those registers, so that a block
         RAM's output goes straight into a flip-flop (an ECP5 at 100 MHz: the DP16KD's clock to
         output is 5.6 ns of the 10). It costs a flip-flop per SRAM output bit.
+    acc_write_latency : int
+        0 (the default): a MATMUL row's sum with its accumulator row is written in the cycle it
+        is added; 1: the sum is registered and written a cycle later, so that the add does not
+        drive the accumulator SRAM's data inputs (an ECP5 at 100 MHz). Each MATMUL's results
+        then land a cycle later (``isa.matmul_settle``), and the core keeps one more row of
+        sums for forwarding (C x 32 flip-flops).
+    decode_cycles : int
+        1 (the default): the sequencer checks an instruction word in one cycle; 2: each field's
+        compare is registered first and the checks are made of those registers a cycle later
+        (an ECP5 at 100 MHz). Each run then takes a cycle more (``isa.fetch_cycles``); it costs
+        about a hundred flip-flops.
     """
 
     rows: int = 8
@@ -88,6 +104,8 @@ class CoreConfig:
     vec_lanes: int = None
     vec_mult_cycles: int = 1
     host_read_latency: int = 2
+    acc_write_latency: int = 0
+    decode_cycles: int = 1
 
     def __post_init__(self):
         if self.vec_lanes is None and isinstance(self.rows, int) and isinstance(self.cols, int):
@@ -131,10 +149,13 @@ class CoreConfig:
         if k not in MULT_CYCLES_CHOICES:
             raise ConfigError(f"vec_mult_cycles must be one of "
                               f"{', '.join(map(str, MULT_CYCLES_CHOICES))}, not {k}")
-        if self.host_read_latency not in HOST_READ_LATENCY_CHOICES:
-            raise ConfigError(f"host_read_latency must be one of "
-                              f"{', '.join(map(str, HOST_READ_LATENCY_CHOICES))}, "
-                              f"not {self.host_read_latency}")
+        for name, choices in (("host_read_latency", HOST_READ_LATENCY_CHOICES),
+                              ("acc_write_latency", ACC_WRITE_LATENCY_CHOICES),
+                              ("decode_cycles", DECODE_CYCLES_CHOICES)):
+            value = getattr(self, name)
+            if value not in choices:
+                raise ConfigError(f"{name} must be one of {', '.join(map(str, choices))}, "
+                                  f"not {value}")
         if self.wgt_depth < self.rows:
             raise ConfigError(
                 f"wgt_depth ({self.wgt_depth}) must hold at least one weight tile "
@@ -191,5 +212,9 @@ class CoreConfig:
             suffix += f"_s{self.vec_mult_cycles}"
         if self.host_read_latency != 2:
             suffix += f"_h{self.host_read_latency}"
+        if self.acc_write_latency:
+            suffix += f"_aw{self.acc_write_latency}"
+        if self.decode_cycles != 1:
+            suffix += f"_d{self.decode_cycles}"
         return (f"r{self.rows}c{self.cols}_a{self.act_depth}_w{self.wgt_depth}"
                 f"_c{self.acc_depth}_q{self.qparam_depth}_p{self.prog_depth}{suffix}")

@@ -98,8 +98,8 @@ class LockstepCore(wiring.Component):
 
     * MATMUL row i issued in cycle s+i: activation read in s+i, array input (its register) in
       s+i+1, first PE in s+i+2 (``isa.READ_LATENCY``), array output and accumulator add in
-      W = s+i+2+``isa.array_latency``, the sum's write in W+1 (``isa.ACC_WRITE_LATENCY``,
-      ``isa.matmul_settle``), the accumulator row read in W-3;
+      W = s+i+2+``isa.array_latency``, the sum's write in W + ``cfg.acc_write_latency``
+      (``isa.matmul_settle``), the accumulator row read in W-3;
     * VEC step j (row j // vec_steps) issued in cycle s+j*K (K = ``cfg.vec_mult_cycles``):
       accumulator and parameter read in s+j*K, lane select, vector unit input in s+j*K+2
       (s+j*K+1 for a serial unit), activation write in s+j*K+``isa.vec_pipeline_depth`` (8
@@ -217,14 +217,15 @@ class LockstepCore(wiring.Component):
         ]
         # The accumulator row is read three cycles before the array's result comes out (cycle
         # W), and the SRAM's output goes straight into a register (a block RAM's output is slow,
-        # and its banks are spread over the chip). The sum is registered and written a cycle
-        # later (isa.ACC_WRITE_LATENCY), so that the add is not in front of the SRAM's data
-        # inputs either. The sums of W - 4 .. W - 1 are not in what that read saw (the write of
-        # W - 4's sum is in the read's own cycle): each one's address is compared with the row's,
-        # the result registered, and the newest hit's sum replaces the read (W - 4 .. W - 2 in
-        # W - 1, W - 1 in W, where it is the sum register itself, as in an accumulator). Every
-        # select comes from a register, and the read port is a plain one (a transparent one
-        # compares addresses on the path).
+        # and its banks are spread over the chip). With ``cfg.acc_write_latency`` = 1 the sum is
+        # registered and written a cycle later, so that the add does not drive the SRAM's data
+        # inputs either. The sums of W - 3 - L .. W - 1 (L = acc_write_latency) are not in what
+        # that read saw (the write of W - 3 - L's sum is in the read's own cycle): each one's
+        # address is compared with the row's, the result registered, and the newest hit's sum
+        # replaces the read (those before W - 1 in W - 1, W - 1's in W, where it is the sum
+        # register itself, as in an accumulator). Every select comes from a register, and the
+        # read port is a plain one (a transparent one compares addresses on the path).
+        acc_lag = cfg.acc_write_latency
         latency = to_array + array.latency - 3
         tag = _ram_delay(m, Cat(mm.valid, mm.payload.accumulate, mm.payload.acc_addr), latency,
                          "acc_tag")
@@ -233,31 +234,36 @@ class LockstepCore(wiring.Component):
         for k in (2, 1, 0):
             row_addr[k] = _delay(m, row_addr[k + 1], 1, f"acc_addr_w{k}")
         next_accumulate = _delay(m, tag_accumulate, 2, "acc_next_acc")    # in W - 1
-        # The sum of cycle t is written in t + 1, from registers.
-        sum_reg = Signal(32 * cols, name="acc_sum", reset_less=True)
-        wr_addr = _delay(m, row_addr[0], 1, "acc_wr_addr")
-        wr_valid = _delay(m, array.y.valid, 1, "acc_wr_valid")
-        sum2 = _delay(m, sum_reg, 1, "acc_sum2", reset_less=True)   # in W - 1: the sum of W - 3
-        sum3 = _delay(m, sum2, 1, "acc_sum3", reset_less=True)      # and of W - 4
+        sum_reg = Signal(32 * cols, name="acc_sum", reset_less=True)      # the sum of W - 1
+        # The sum of W - j as it is in W - 1 (j >= 2), and the write port's address and valid.
+        older = {2: sum_reg}
+        for j in range(3, 4 + acc_lag):
+            older[j] = _delay(m, older[j - 1], 1, f"acc_sum{j - 1}", reset_less=True)
+        wr_addr = _delay(m, row_addr[0], acc_lag, "acc_wr_addr")
+        wr_valid = _delay(m, array.y.valid, acc_lag, "acc_wr_valid")
         hit = {}                                    # "the sum of W - j is for the same row"
-        for j in (1, 2, 3):                         # compared in W - j, seen in W - j + 1
+        for j in (1, 2, 3):                         # compared in W - j
             hit[j] = Signal(name=f"acc_hit_{j}")
             m.d.sync += hit[j].eq(array.y.valid & (row_addr[0] == row_addr[j])
                                   & (next_accumulate if j == 1 else 1))
-        hit[4] = Signal(name="acc_hit_4")           # compared in W - 3, as it is written
-        m.d.sync += hit[4].eq(wr_valid & (wr_addr == row_addr[3]))
-        for j in (3, 4):                            # seen in W - 1, like hit[2]
+        if acc_lag:                                 # compared in W - 3, as it is written
+            hit[4] = Signal(name="acc_hit_4")
+            m.d.sync += hit[4].eq(wr_valid & (wr_addr == row_addr[3]))
+        for j in range(3, 4 + acc_lag):             # seen in W - 1, like hit[2]
             hit[j] = _delay(m, hit[j], 1, f"acc_hit_{j}")
         read_row = _delay(m, acc_r.data, 1, "acc_read", reset_less=True)     # seen in W - 1
+        forwarded = read_row
+        for j in reversed(range(2, 4 + acc_lag)):   # the newest hit wins
+            forwarded = Mux(hit[j], older[j], forwarded)
         old_row = Signal.like(acc_r.data, name="acc_old", reset_less=True)
-        m.d.sync += old_row.eq(Mux(next_accumulate, Mux(hit[2], sum_reg, Mux(
-            hit[3], sum2, Mux(hit[4], sum3, read_row))), 0))
+        m.d.sync += old_row.eq(Mux(next_accumulate, forwarded, 0))
         old_row = Mux(hit[1], sum_reg, old_row)    # hit[1] includes "accumulate": one select
 
         sums = []
         for c in range(cols):
             sums.append((array.y.payload[c] + old_row[32 * c:32 * (c + 1)])[:32])
         m.d.sync += sum_reg.eq(Cat(*sums))
+        wr_data = sum_reg if acc_lag else Cat(*sums)
 
         # -- vector path: acc + qparams -> vector unit -> activation write -----------------------
         vec = seq.vec
@@ -325,7 +331,7 @@ class LockstepCore(wiring.Component):
                 mult_r.addr.eq(vec_q_addr),
                 shift_r.addr.eq(vec_q_addr),
                 acc_w.addr.eq(wr_addr),
-                acc_w.data.eq(sum_reg),
+                acc_w.data.eq(wr_data),
                 act_w.addr.eq(out_addr),
             ]
             with m.If(wr_valid):

@@ -23,7 +23,7 @@ from .config import (
 __all__ = [
     "Op", "Error", "Field", "FIELDS", "INSTR_BITS", "OPCODE_LSB", "OPCODE_BITS",
     "Instr", "encode", "decode", "check", "cost", "IsaError",
-    "FETCH_CYCLES", "READ_LATENCY", "MAC_PIPELINE_DEPTH", "ACC_WRITE_LATENCY", "array_latency",
+    "fetch_cycles", "READ_LATENCY", "MAC_PIPELINE_DEPTH", "array_latency",
     "vec_unit_latency", "vec_pipeline_depth",
     "matmul_settle", "vec_settle", "load_cost",
 ]
@@ -219,10 +219,14 @@ def check(word, cfg):
 # earlier MATMULs has landed, and MATMUL (which reads activations) starts only once every
 # activation write of earlier VECs has landed. HALT waits for both. See docs/isa.md.
 
-FETCH_CYCLES = 4          # cycles after START before instruction 0: fetch x2, predecode, decode
 READ_LATENCY = 2          # cycles from an SRAM read address to a unit's input: read, register
 MAC_PIPELINE_DEPTH = 2    # cycles from a PE's activation to its partial sum: product, then sum
-ACC_WRITE_LATENCY = 1     # cycles from the array's result to its accumulator write: the add
+
+
+def fetch_cycles(cfg):
+    """Cycles after START before instruction 0 can start: the program SRAM read, its output
+    register, then ``cfg.decode_cycles`` of decode (3 or 4)."""
+    return 2 + cfg.decode_cycles
 
 
 def array_latency(rows, cols):
@@ -279,9 +283,10 @@ def max_cost(cfg):
 def matmul_settle(cfg, m):
     """Cycles from a MATMUL's first cycle until all its accumulator writes can be read: row i is
     read from activation SRAM in cycle s+i, enters the array in s+i+READ_LATENCY, leaves it
-    array_latency cycles later, is added to its accumulator row and written ACC_WRITE_LATENCY
-    cycles after that, readable in the cycle after."""
-    return m - 1 + READ_LATENCY + array_latency(cfg.rows, cfg.cols) + ACC_WRITE_LATENCY + 1
+    array_latency cycles later, is added to its accumulator row and written
+    ``cfg.acc_write_latency`` cycles after that, readable in the cycle after."""
+    return (m - 1 + READ_LATENCY + array_latency(cfg.rows, cfg.cols) + cfg.acc_write_latency
+            + 1)
 
 
 def vec_settle(cfg, m):

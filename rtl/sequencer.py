@@ -1,11 +1,12 @@
 """The sequencer: fetches, checks and issues instructions, one fixed-cost instruction at a time.
 
-Five stages: the program SRAM read and its output register (fetch), the word's compares and
-cost (predecode, into registers), the checks made of them (decode, into registers) and the
-issuing of the instruction (execute). Since programs have no branches, the next words are always
-fetched and decoded while the current instruction executes, so the pipeline costs cycles only
-once per run (``isa.FETCH_CYCLES``), and the SRAM addresses a cycle issues come from registers
-rather than through the decoder.
+Four stages: the program SRAM read and its output register (fetch), the checks and cost of
+the word (decode, into registers) and the issuing of the instruction (execute); with
+``cfg.decode_cycles`` = 2, decode takes two, the fields' compares and the cost registered first
+(predecode). Since programs have no branches, the next words are always fetched and decoded
+while the current instruction executes, so the pipeline costs cycles only once per run
+(``isa.fetch_cycles``), and the SRAM addresses a cycle issues come from registers rather than
+through the decoder.
 """
 
 from amaranth import Cat, Const, Module, Mux, Signal, signed, unsigned
@@ -77,8 +78,9 @@ class Sequencer(wiring.Component):
     cycles, mac_cycles, instret : Out(32)
         Counters of the last run (see rtl/hostmap.py, Reg).
 
-    Timing: START in cycle x; cycles x+1 and x+2 fetch word 0, cycles x+3 and x+4 predecode
-    and decode it (``isa.FETCH_CYCLES`` = 4); the first instruction starts in cycle x+5. Each
+    Timing: START in cycle x; cycles x+1 and x+2 fetch word 0, the next ``cfg.decode_cycles``
+    decode it; the first instruction starts ``isa.fetch_cycles(cfg)`` (3 or 4) cycles after
+    cycle x. Each
     instruction occupies exactly ``isa.cost`` cycles once it has started, and the next one
     starts in the cycle after. A MATMUL starts only when the last VEC's activation writes have
     landed, a VEC only when the last MATMUL's accumulator writes have landed, and HALT (or a
@@ -160,24 +162,29 @@ class Sequencer(wiring.Component):
                 addr_next.eq(wrapped(dpc_next + 2)),
             ]
 
-        # -- predecode the word register: its compares, opcode and cost, into registers --------
-        # -- decode those: the checks and what the execute registers need ------------------------
-        # Two stages, so that neither a field's compare nor the OR of the checks behind it shares
-        # a cycle with the other (docs/benchmarks.md, "The ECP5 at 100 MHz").
-        p_word = Signal(isa.INSTR_BITS)
-        p_dpc = Signal.like(dpc)
-        p_op = {op: Signal(name=f"p_is_{op.name.lower()}") for op in Op}
-        p_cost = Signal(range(isa.max_cost(cfg) + 1))
-        p_last = Signal()
+        # -- (predecode the word register: its compares, opcode and cost, into registers) -------
+        # -- decode: the checks and what the execute registers need ------------------------------
+        # With two decode cycles, neither a field's compare nor the OR of the checks behind it
+        # shares a cycle with the other (docs/benchmarks.md, "The ECP5 at 100 MHz").
         d_op, d_terms, d_cost = self._decode(m, word, dpc)
-        p_terms = {error: [Signal(name=f"p_{error.name.lower()}_{i}") for i in range(len(terms))]
-                   for error, terms in d_terms.items()}
-        with m.If(advance):
-            m.d.sync += [p_word.eq(word), p_dpc.eq(dpc), p_cost.eq(d_cost),
-                         p_last.eq(d_cost == 1)]
-            m.d.sync += [p_op[op].eq(d_op[op]) for op in Op]
-            for error, terms in d_terms.items():
-                m.d.sync += [reg.eq(term) for reg, term in zip(p_terms[error], terms, strict=True)]
+        if cfg.decode_cycles == 2:
+            p_word = Signal(isa.INSTR_BITS)
+            p_dpc = Signal.like(dpc)
+            p_op = {op: Signal(name=f"p_is_{op.name.lower()}") for op in Op}
+            p_cost = Signal.like(d_cost, name="p_cost")
+            p_last = Signal()
+            p_terms = {error: [Signal(name=f"p_{error.name.lower()}_{i}")
+                               for i in range(len(terms))] for error, terms in d_terms.items()}
+            with m.If(advance):
+                m.d.sync += [p_word.eq(word), p_dpc.eq(dpc), p_cost.eq(d_cost),
+                             p_last.eq(d_cost == 1)]
+                m.d.sync += [p_op[op].eq(d_op[op]) for op in Op]
+                for error, terms in d_terms.items():
+                    m.d.sync += [reg.eq(term)
+                                 for reg, term in zip(p_terms[error], terms, strict=True)]
+        else:
+            p_word, p_dpc, p_op, p_cost, p_last, p_terms = (word, dpc, d_op, d_cost, d_cost == 1,
+                                                            d_terms)
         p_checks = Cat(Cat(p_terms[error]).any() for error in CHECK_ORDER)
 
         ir = Signal(isa.INSTR_BITS)
@@ -238,12 +245,13 @@ class Sequencer(wiring.Component):
                 m.d.comb += self.prog_en.eq(1)
                 m.d.sync += [self.cycles.eq(self.cycles + 1), word.eq(self.prog_data),
                              dpc.eq(0), dpc_next.eq(1), addr_next.eq(wrapped(2))]
-                m.next = "PREDECODE"
+                m.next = "PREDECODE" if cfg.decode_cycles == 2 else "DECODE"
 
-            with m.State("PREDECODE"):   # what the execute registers take is don't-care
-                m.d.comb += advance.eq(1)
-                m.d.sync += self.cycles.eq(self.cycles + 1)
-                m.next = "DECODE"
+            if cfg.decode_cycles == 2:
+                with m.State("PREDECODE"):   # what the execute registers take is don't-care
+                    m.d.comb += advance.eq(1)
+                    m.d.sync += self.cycles.eq(self.cycles + 1)
+                    m.next = "DECODE"
 
             with m.State("DECODE"):
                 m.d.comb += advance.eq(1)

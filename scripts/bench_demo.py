@@ -62,10 +62,10 @@ def breakdown(compiled):
     predicted cycles."""
     cfg = compiled.cfg
     result = golden_run(compiled.state.copy(), trace=True)
-    parts = {"fetch": isa.FETCH_CYCLES, **{op: 0 for op in OPS}, "matmul_rows": 0,
+    parts = {"fetch": isa.fetch_cycles(cfg), **{op: 0 for op in OPS}, "matmul_rows": 0,
              "preload_wait": 0, "interlock": 0}
     counts = dict.fromkeys(OPS, 0)
-    t = isa.FETCH_CYCLES
+    t = isa.fetch_cycles(cfg)
     for pc, start, _ in result.trace:
         instr = isa.decode(int(compiled.state.prog[pc]))
         cost = isa.cost(instr, cfg)

@@ -116,7 +116,7 @@ def run(state, max_instructions=1_000_000, trace=False):
     (it was fetched and decoded while the one before ran).
     """
     cfg = state.cfg
-    t = isa.FETCH_CYCLES
+    t = isa.fetch_cycles(cfg)
     mm_settled = vec_settled = 0   # first cycle in which all earlier writes can be read
     mac_cycles = instret = 0
     setq = (0, -128, 127)

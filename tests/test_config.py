@@ -25,6 +25,9 @@ from rtl.hostmap import HostMap, Reg, Region
     (dict(vec_mult_cycles=0), "vec_mult_cycles must be one of"),
     (dict(vec_mult_cycles=64), "vec_mult_cycles must be one of"),
     (dict(vec_mult_cycles=True), "vec_mult_cycles must be an integer"),
+    (dict(host_read_latency=4), "host_read_latency must be one of 2, 3, not 4"),
+    (dict(acc_write_latency=2), "acc_write_latency must be one of 0, 1, not 2"),
+    (dict(decode_cycles=0), "decode_cycles must be one of 1, 2, not 0"),
 ])
 def test_invalid_configurations_are_refused_with_one_line(kwargs, message):
     with pytest.raises(ConfigError, match=message) as info:
@@ -102,3 +105,11 @@ def test_row_packing_refuses_bad_rows():
         hmap.row_to_words(Region.ACT, [1, 2, 3])
     with pytest.raises(ValueError, match="out of range"):
         hmap.row_to_words(Region.ACT, [1, 2, 3, 200])
+
+
+def test_pipeline_options_are_in_the_name():
+    """Build caches are keyed by the name: every timing option must change it."""
+    names = {CoreConfig(**kwargs).name for kwargs in (
+        {}, {"host_read_latency": 3}, {"acc_write_latency": 1}, {"decode_cycles": 2},
+        {"host_read_latency": 3, "acc_write_latency": 1, "decode_cycles": 2})}
+    assert len(names) == 5

@@ -1,5 +1,7 @@
 """The golden model against plain numpy, and its cycle formula against hand derivations."""
 
+from dataclasses import replace
+
 import numpy as np
 import pytest
 
@@ -55,31 +57,30 @@ def test_gemm_and_requant_layers_match_numpy(rows, cols, seed):
 
 
 def test_gemm_cycle_formula():
-    """Fetch (2), predecode and decode (2) + one LOADW + back-to-back MATMULs + the drain of the
-    last one (activation read and register, R + C through the array, the add's register, the
-    write) + HALT."""
+    """Fetch (2) and decode (1) + one LOADW + back-to-back MATMULs + the drain of the last one
+    (activation read and register, R + C through the array, accumulator write) + HALT."""
     for rows, cols, m, k, n in [(8, 8, 128, 128, 128), (4, 16, 50, 30, 70), (16, 4, 3, 40, 9)]:
         cfg = CoreConfig(rows=rows, cols=cols, act_depth=4096, wgt_depth=4096, acc_depth=4096)
         tiles = ceil_div(k, rows) * ceil_div(n, cols)
         load = max(rows, cols)
         per_tile = max(m, load)
-        expected = 4 + load + (tiles - 1) * per_tile + (m + 3 + rows + cols) + 1
+        expected = 3 + load + (tiles - 1) * per_tile + (m + 2 + rows + cols) + 1
         assert predict_cycles(cfg, gemm_program(cfg, m, k, n) + [isa.encode(isa.Op.HALT)]) \
             == expected
     cfg = CoreConfig(rows=8, cols=8, act_depth=2048, wgt_depth=2048, acc_depth=2048)
-    assert predict_cycles(cfg, gemm_program(cfg, 128, 128, 128) + [0]) == 32800
+    assert predict_cycles(cfg, gemm_program(cfg, 128, 128, 128) + [0]) == 32798
 
 
 def test_interlocks():
     cfg = CoreConfig(rows=4, cols=8)
     r, c = cfg.rows, cfg.cols
     vec_depth = 8      # docs/isa.md: a VEC's last write lands 8 cycles after its last read (K = 1)
-    mm_drain = 3       # and a MATMUL's R + C + 3 cycles after its last row's read
+    mm_drain = 2       # and a MATMUL's R + C + 2 cycles after its last row's read
     mm = isa.encode(isa.Op.MATMUL, m=3)
     vec = isa.encode(isa.Op.VEC, m=2)
     halt = isa.encode(isa.Op.HALT)
-    fetch = 4          # fetch, predecode and decode: instruction 0 starts in cycle 4
-    # VEC waits for the MATMUL's writes (start 4, settled at 4 + 3 + 3 + R + C).
+    fetch = 3          # fetch and decode: instruction 0 starts in cycle 3
+    # VEC waits for the MATMUL's writes (start 3, settled at 3 + 3 + 2 + R + C).
     settled = fetch + 3 + mm_drain + r + c
     assert predict_cycles(cfg, [mm, vec, halt]) == settled + 2 + vec_depth + 1
     # MATMUL waits for the VEC's writes (settled vec_depth cycles after its last row).
@@ -94,6 +95,28 @@ def test_interlocks():
     assert predict_cycles(narrow, [vec, halt]) == fetch + 2 * 2 + vec_depth + 1
 
 
+def test_fast_clock_pipeline_timing():
+    """The ULX3S core's extra registers (docs/isa.md): a second decode cycle makes every run a
+    cycle longer, the registered accumulator write makes each MATMUL's results land a cycle
+    later (what a VEC after it and HALT wait for); nothing else changes."""
+    base = CoreConfig(rows=4, cols=8)
+    mm = isa.encode(isa.Op.MATMUL, m=3)
+    vec = isa.encode(isa.Op.VEC, m=2)
+    wait = isa.encode(isa.Op.WAIT, cycles=5)
+    halt = isa.encode(isa.Op.HALT)
+    programs = {"mm, vec": [mm, vec, halt], "vec, mm": [vec, mm, halt], "vec": [vec, halt],
+                "wait": [wait, halt], "mm, mm": [mm, mm, halt]}
+    extra = {  # (decode_cycles = 2, acc_write_latency = 1) over the default
+        "mm, vec": (1, 1), "vec, mm": (1, 1), "vec": (1, 0), "wait": (1, 0), "mm, mm": (1, 1)}
+    for name, program in programs.items():
+        plain = predict_cycles(base, program)
+        decode, accw = extra[name]
+        assert predict_cycles(replace(base, decode_cycles=2), program) == plain + decode, name
+        assert predict_cycles(replace(base, acc_write_latency=1), program) == plain + accw, name
+        both = replace(base, decode_cycles=2, acc_write_latency=1, host_read_latency=3)
+        assert predict_cycles(both, program) == plain + decode + accw, name
+
+
 def test_faults_stop_before_executing():
     cfg = CoreConfig(rows=2, cols=2, act_depth=8, acc_depth=8)
     state = CoreState(cfg)
@@ -104,8 +127,8 @@ def test_faults_stop_before_executing():
     result = run(state)
     assert result.error == isa.Error.ACT_RANGE and result.err_pc == 1
     assert np.array_equal(state.acc, before)   # active weights are zero: nothing added
-    # The fault waits for the first MATMUL's writes: start 4, settled at 4 + 2 + 3 + R + C.
-    assert result.cycles == max(4 + 2, 4 + 2 + 3 + 2 + 2) + 1
+    # The fault waits for the first MATMUL's writes: start 3, settled at 3 + 2 + 2 + R + C.
+    assert result.cycles == max(3 + 2, 3 + 2 + 2 + 2 + 2) + 1
 
 
 def test_program_without_halt_overflows():
@@ -113,7 +136,7 @@ def test_program_without_halt_overflows():
     state = CoreState(cfg)
     state.load_program([isa.encode(isa.Op.WAIT, cycles=2)] * 4)
     result = run(state)
-    assert (result.error, result.err_pc, result.cycles) == (isa.Error.PC_OVERFLOW, 4, 4 + 8 + 1)
+    assert (result.error, result.err_pc, result.cycles) == (isa.Error.PC_OVERFLOW, 4, 3 + 8 + 1)
 
 
 def test_load_program_refuses_oversized_programs():

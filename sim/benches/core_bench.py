@@ -195,6 +195,6 @@ async def host_port(dut):
     await tb.transact([("w", tb.map.reg(Reg.CTRL), 1)])
     while await tb.read_reg(Reg.STATUS) & STATUS_BUSY:
         pass
-    assert await tb.read_reg(Reg.CYCLES) == 500 + 1 + isa.FETCH_CYCLES
+    assert await tb.read_reg(Reg.CYCLES) == 500 + 1 + isa.fetch_cycles(tb.cfg)
     assert np.array_equal(await tb.read_sram("act"), state.act), "write while busy landed"
     dut._log.info(f"host port checks passed (seed {seed})")
