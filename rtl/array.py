@@ -12,7 +12,15 @@ from .dsp import MULTIPLIERS, check_multiplier, mult18x18d, multiplier_kind, sb_
 from .isa import array_latency
 from .pe import ACT_SHAPE, PSUM_SHAPE, WEIGHT_SHAPE, ProcessingElement, psum_shape
 
-__all__ = ["SystolicArray", "MULTIPLIERS", "systolic_latency"]
+__all__ = ["SystolicArray", "MULTIPLIERS", "AUTO_MULTIPLIER", "systolic_latency"]
+
+#: What "auto" means for the array on each FPGA family. An ECP5 gets generic products, which
+#: Yosys maps to bare MULT18X18Ds between fabric registers: with the operands in the DSPs'
+#: input registers nextpnr did not finish routing the ULX3S's 12 x 12 core, which uses every
+#: DSP, and with the product in their output registers it converged far more slowly
+#: (docs/benchmarks.md, "The ECP5 at 100 MHz"), though a bare 12 x 12 array with input
+#: registers routes at 111 MHz.
+AUTO_MULTIPLIER = {"ice40": "sb_mac16"}
 
 
 def systolic_latency(rows, cols):
@@ -51,9 +59,10 @@ class SystolicArray(wiring.Component):
     cols : int
         C, the number of columns (the length of an output vector). Positive.
     multiplier : str
-        One of :data:`rtl.dsp.MULTIPLIERS` (default "auto"): "sb_mac16" is one SB_MAC16 per
-        two neighbouring PEs of a row (a column left over is generic), "mult18x18d" one
-        MULT18X18D per PE. The timing is the same for all.
+        One of :data:`rtl.dsp.MULTIPLIERS` (default "auto": :data:`AUTO_MULTIPLIER`):
+        "sb_mac16" is one SB_MAC16 per two neighbouring PEs of a row (a column left over is
+        generic), "mult18x18d" one MULT18X18D per PE with the operands in its input registers.
+        The timing is the same for all.
 
     Members
     -------
@@ -123,7 +132,7 @@ class SystolicArray(wiring.Component):
         rows, cols = self.rows, self.cols
 
         sum_shape = psum_shape(rows)
-        kind = multiplier_kind(self.multiplier, platform)
+        kind = multiplier_kind(self.multiplier, platform, AUTO_MULTIPLIER)
         external = {"generic": 0, "sb_mac16": 2 * (cols // 2), "mult18x18d": cols}[kind]
         pe = [[ProcessingElement(sum_shape, external_product=c < external) for c in range(cols)]
               for _ in range(rows)]

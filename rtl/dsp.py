@@ -17,8 +17,8 @@ __all__ = ["MULTIPLIERS", "check_multiplier", "multiplier_kind", "sb_mac16_pair"
            "mult18x18d"]
 
 #: How products are made: "generic" (an Amaranth ``*`` and a register, which the synthesis tool
-#: maps as it likes), "sb_mac16", "mult18x18d", or "auto": "sb_mac16" when elaborated for an
-#: iCE40 platform, "mult18x18d" for an ECP5, else "generic".
+#: maps as it likes), "sb_mac16", "mult18x18d", or "auto": what the unit asks for on the
+#: platform's FPGA family (:func:`multiplier_kind`), else "generic".
 MULTIPLIERS = ("auto", "generic", "sb_mac16", "mult18x18d")
 
 
@@ -29,13 +29,14 @@ def check_multiplier(multiplier, choices=MULTIPLIERS):
     return multiplier
 
 
-def multiplier_kind(multiplier, platform):
+def multiplier_kind(multiplier, platform, auto):
     """The kind a unit asked for ``multiplier`` ("auto" or one of the others) uses on
-    ``platform`` (None in simulation)."""
+    ``platform`` (None in simulation): for "auto", ``auto[family]`` (e.g. ``{"ice40":
+    "sb_mac16"}``), "generic" for a family not in it."""
     if multiplier != "auto":
         return multiplier
     family = str(getattr(platform, "family", "")).lower()
-    return {"ice40": "sb_mac16", "ecp5": "mult18x18d"}.get(family, "generic")
+    return auto.get(family, "generic")
 
 
 def sb_mac16_pair(m, name, lo_a, lo_b, hi_a, hi_b):

@@ -73,8 +73,9 @@ class VectorUnit(wiring.Component):
         takes 32 / K multiplier bits per cycle.
     multiplier : str
         With K = 1, how the partial products are made: one of :data:`rtl.dsp.MULTIPLIERS`
-        (default "auto"; "sb_mac16" is not one of them here). "mult18x18d" puts stage 1's
-        results into the MULT18X18Ds' input registers as well. The timing is the same.
+        (default "auto": "mult18x18d" on an ECP5, else "generic"; "sb_mac16" is not one of them
+        here). "mult18x18d" puts stage 1's results into the MULT18X18Ds' input registers as
+        well. The timing is the same.
 
     Members
     -------
@@ -150,7 +151,7 @@ class VectorUnit(wiring.Component):
         }), reset_less=True)
         if self.mult_cycles == 1:
             # (An iCE40's SB_MAC16s serve the array; its vector lanes multiply serially.)
-            kind = multiplier_kind(self.multiplier, platform)
+            kind = multiplier_kind(self.multiplier, platform, {"ecp5": "mult18x18d"})
             s2_valid = self._dsp_product(m, s2, kind == "mult18x18d")
         else:
             s2_valid = self._serial_product(m, s2)
