@@ -17,6 +17,7 @@ import time
 
 import numpy as np
 
+from boards.catalog import BOARDS
 from rtl import isa
 from rtl.config import ConfigError, CoreConfig
 from sim.model import CoreState, run
@@ -29,18 +30,23 @@ from sim.programs import (
 )
 from sim.rtlsim import run_on_rtl
 
+#: The core's timing options a board may set (rtl/config.py); --board copies them.
+PIPELINE_OPTIONS = ("host_read_latency", "acc_write_latency", "decode_cycles")
 
-def gemm_config(rows, cols, m, k, n):
-    """The smallest core of this array shape whose SRAMs hold the whole GEMM."""
+
+def gemm_config(rows, cols, m, k, n, pipeline=None):
+    """The smallest core of this array shape whose SRAMs hold the whole GEMM, with the timing
+    options in ``pipeline`` (a dict, default none)."""
     kt, nt = ceil_div(k, rows), ceil_div(n, cols)
     return CoreConfig(rows=rows, cols=cols, act_depth=kt * m, wgt_depth=nt * kt * rows,
-                      acc_depth=nt * m, qparam_depth=1, prog_depth=nt * kt + 2)
+                      acc_depth=nt * m, qparam_depth=1, prog_depth=nt * kt + 2,
+                      **(pipeline or {}))
 
 
-def measure(rows, cols, m, k, n, simulator="verilator", seed=1):
+def measure(rows, cols, m, k, n, simulator="verilator", seed=1, pipeline=None):
     """Run one random M x K x N GEMM on the smallest core of an R x C array that holds it; the
     figures as a dict (the --json object). ConfigError/ValueError (one line) if it cannot."""
-    cfg = gemm_config(rows, cols, m, k, n)
+    cfg = gemm_config(rows, cols, m, k, n, pipeline)
     if m >= 1 << 12:
         raise ValueError("--m must be below 4096 (one MATMUL streams M rows)")
     rng = np.random.default_rng(seed)
@@ -63,6 +69,7 @@ def measure(rows, cols, m, k, n, simulator="verilator", seed=1):
     macs = m * k * n
     return {
         "rows": cfg.rows, "cols": cfg.cols, "m": m, "k": k, "n": n,
+        **{name: getattr(cfg, name) for name in PIPELINE_OPTIONS},
         "cycles": rtl.cycles, "predicted_cycles": predicted.cycles,
         "macs": macs, "mac_cycles": rtl.mac_cycles,
         "utilization": macs / (rtl.cycles * cfg.rows * cfg.cols),
@@ -89,12 +96,17 @@ def main(argv=None):
     parser.add_argument("--n", type=int, default=128)
     parser.add_argument("--simulator", choices=("verilator", "icarus"), default="verilator")
     parser.add_argument("--seed", type=int, default=1)
+    parser.add_argument("--board", choices=sorted(BOARDS),
+                        help="use that board's core timing options (" + ", ".join(
+                            PIPELINE_OPTIONS) + "); the array shape stays --rows x --cols")
     parser.add_argument("--json", action="store_true", help="print one JSON object")
     args = parser.parse_args(argv)
 
+    pipeline = ({name: getattr(BOARDS[args.board].core, name) for name in PIPELINE_OPTIONS}
+                if args.board else None)
     try:
         result = measure(args.rows, args.cols, args.m, args.k, args.n,
-                         simulator=args.simulator, seed=args.seed)
+                         simulator=args.simulator, seed=args.seed, pipeline=pipeline)
     except (ConfigError, ValueError) as exc:
         print(f"bench_gemm: error: {exc}", file=sys.stderr)
         return 2
