@@ -60,6 +60,10 @@ def add_config_arguments(parser):
                         default=defaults.decode_cycles,
                         help="cycles the sequencer decodes a word in: 1, or 2 (a run takes a "
                         f"cycle more) (default {defaults.decode_cycles})")
+    parser.add_argument("--pe-stages", dest="pe_stages", type=int, default=defaults.pe_stages,
+                        help="pipeline stages of each PE: 2, or 3 with the multiplier's operands "
+                        f"registered (a MATMUL's results land a cycle later) (default "
+                        f"{defaults.pe_stages})")
 
 
 def config_from_args(args):
@@ -222,17 +226,20 @@ def _board(name):
         raise UserError(str(exc)) from None
 
 
-def build_core(board, rows=None, cols=None, vec_lanes=None, vec_mult_cycles=None):
+def build_core(board, rows=None, cols=None, vec_lanes=None, vec_mult_cycles=None,
+               pe_stages=None):
     """The board's core with its array shape overridden by ``rows``/``cols``/``vec_lanes``/
-    ``vec_mult_cycles`` (each optional; a new shape without ``vec_lanes`` gets min(rows, cols)
-    lanes), every other parameter kept; None when none is given. ConfigError for an invalid
-    shape."""
+    ``vec_mult_cycles``/``pe_stages`` (each optional; a new shape without ``vec_lanes`` gets
+    min(rows, cols) lanes), every other parameter kept; None when none is given. ConfigError
+    for an invalid shape."""
     from dataclasses import replace
-    if rows is None and cols is None and vec_lanes is None and vec_mult_cycles is None:
+    if all(v is None for v in (rows, cols, vec_lanes, vec_mult_cycles, pe_stages)):
         return None
     core = board.core
     if vec_mult_cycles is not None:
         core = replace(core, vec_mult_cycles=vec_mult_cycles)
+    if pe_stages is not None:
+        core = replace(core, pe_stages=pe_stages)
     if rows is None and cols is None:
         return replace(core, vec_lanes=core.vec_lanes if vec_lanes is None else vec_lanes)
     return replace(core, rows=core.rows if rows is None else rows,
@@ -245,11 +252,13 @@ def cmd_build(args):
     from boards.build import BuildError
     from boards.build import build as build_board
     board = _board(args.board)
-    core = build_core(board, args.rows, args.cols, args.vec_lanes, args.vec_mult_cycles)
+    core = build_core(board, args.rows, args.cols, args.vec_lanes, args.vec_mult_cycles,
+                      args.pe_stages)
     build_dir = args.build_dir
     if build_dir is None and core is not None:
         # Not the board's own folder: `lockstep flash` takes its bitstream from there.
-        build_dir = Path("build") / "boards" / f"{board.name}-{core.shape}"
+        stages = f"-pe{core.pe_stages}" if core.pe_stages != board.core.pe_stages else ""
+        build_dir = Path("build") / "boards" / f"{board.name}-{core.shape}{stages}"
     try:
         report = build_board(args.board, build_dir=build_dir, tools=args.tools,
                              seed=args.seed, progress=sys.stderr, core=core)
@@ -357,7 +366,7 @@ def build_parser():
     bld.add_argument("--tools", choices=("auto", "yowasp", "system"), default="auto",
                      help="YoWASP (pip) or system tools; auto prefers YoWASP (default auto)")
     bld.add_argument("--build-dir", help="build folder (default build/boards/BOARD, or "
-                     "build/boards/BOARD-RxC[vL][sK] with a shape of its own)")
+                     "build/boards/BOARD-RxC[vL][sK][-peN] with a core of its own)")
     bld.add_argument("--rows", type=int, help="array rows R instead of the board's own "
                      "(the other core parameters are the board's)")
     bld.add_argument("--cols", type=int, help="array columns C instead of the board's own")
@@ -365,6 +374,8 @@ def build_parser():
                      "own (default with --rows/--cols: min(rows, cols))")
     bld.add_argument("--vec-mult-cycles", type=int, help="cycles per requantisation multiply "
                      "instead of the board's own: 1 (DSP) or 4, 8, 16, 32 (serial, in logic)")
+    bld.add_argument("--pe-stages", type=int, help="pipeline stages of each PE instead of the "
+                     "board's own: 2, or 3 with the multiplier's operands registered")
     bld.set_defaults(func=cmd_build)
 
     fl = sub.add_parser("flash", help="program a board with its bitstream")

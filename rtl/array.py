@@ -8,6 +8,7 @@ from amaranth.hdl import Module, Signal, unsigned
 from amaranth.lib import data, stream, wiring
 from amaranth.lib.wiring import In, Out
 
+from .config import PE_STAGES_CHOICES
 from .dsp import MULTIPLIERS, check_multiplier, mult18x18d, multiplier_kind, sb_mac16_pair
 from .isa import array_latency
 from .pe import ACT_SHAPE, PSUM_SHAPE, WEIGHT_SHAPE, ProcessingElement, psum_shape
@@ -23,10 +24,10 @@ __all__ = ["SystolicArray", "MULTIPLIERS", "AUTO_MULTIPLIER", "systolic_latency"
 AUTO_MULTIPLIER = {"ice40": "sb_mac16"}
 
 
-def systolic_latency(rows, cols):
+def systolic_latency(rows, cols, pe_stages=2):
     """Cycles from a vector on the array's input to its results: the input register (the
     activation read's register of ``isa.READ_LATENCY``), then ``isa.array_latency``."""
-    return 1 + array_latency(rows, cols)
+    return 1 + array_latency(rows, cols, pe_stages)
 
 
 def shadow_write_layout(rows, cols):
@@ -63,6 +64,9 @@ class SystolicArray(wiring.Component):
         "sb_mac16" is one SB_MAC16 per two neighbouring PEs of a row (a column left over is
         generic), "mult18x18d" one MULT18X18D per PE with the operands in its input registers.
         The timing is the same for all.
+    pe_stages : int
+        Pipeline stages of each PE, one of :data:`rtl.config.PE_STAGES_CHOICES` (rtl/pe.py):
+        2 (the default), or 3 with both multiplier operands registered in the PE.
 
     Members
     -------
@@ -88,8 +92,8 @@ class SystolicArray(wiring.Component):
     Notes
     -----
     Timing: a vector presented on ``a`` in cycle T leaves on ``y`` (``y.valid`` set) in cycle
-    ``T + latency``, ``latency =`` :func:`systolic_latency` ``= R + C + 1`` (the input register,
-    then ``isa.array_latency``). Throughput one vector per cycle, without bubbles or
+    ``T + latency``, ``latency =`` :func:`systolic_latency` ``= R + C - 1 + pe_stages`` (the
+    input register, then ``isa.array_latency``). Throughput one vector per cycle, without bubbles or
     back-pressure; cycles without ``a.valid`` give cycles without ``y.valid``. ``a`` may come
     straight from a block RAM's output: the array registers it first.
 
@@ -106,8 +110,11 @@ class SystolicArray(wiring.Component):
     one valid bit.
     """
 
-    def __init__(self, rows, cols, multiplier="auto"):
+    def __init__(self, rows, cols, multiplier="auto", pe_stages=2):
         self.multiplier = check_multiplier(multiplier)
+        if pe_stages not in PE_STAGES_CHOICES:
+            raise ValueError(f"pe_stages must be one of {PE_STAGES_CHOICES}, not {pe_stages!r}")
+        self.pe_stages = pe_stages
         for name, value in (("rows", rows), ("cols", cols)):
             if not isinstance(value, int) or isinstance(value, bool):
                 raise TypeError(f"{name} must be an integer, not {value!r}")
@@ -115,7 +122,7 @@ class SystolicArray(wiring.Component):
                 raise ValueError(f"{name} must be a positive integer, not {value}")
         self.rows = rows
         self.cols = cols
-        self.latency = systolic_latency(rows, cols)
+        self.latency = systolic_latency(rows, cols, pe_stages)
         a_layout = data.StructLayout({
             "data": data.ArrayLayout(ACT_SHAPE, rows),
             "swap": 1,
@@ -134,7 +141,8 @@ class SystolicArray(wiring.Component):
         sum_shape = psum_shape(rows)
         kind = multiplier_kind(self.multiplier, platform, AUTO_MULTIPLIER)
         external = {"generic": 0, "sb_mac16": 2 * (cols // 2), "mult18x18d": cols}[kind]
-        pe = [[ProcessingElement(sum_shape, external_product=c < external) for c in range(cols)]
+        pe = [[ProcessingElement(sum_shape, external_product=c < external, stages=self.pe_stages)
+               for c in range(cols)]
               for _ in range(rows)]
         for r in range(rows):
             for c in range(cols):
@@ -200,10 +208,14 @@ class SystolicArray(wiring.Component):
                 m.d.sync += delayed.eq(psum)
                 psum = delayed
             m.d.comb += self.y.payload[c].eq(psum)
-        # The bottom-right PE sees each vector last; its registered valid bit, one cycle later
-        # for the product register, lines up with the de-skewed results.
-        y_valid = Signal()
-        m.d.sync += y_valid.eq(pe[rows - 1][cols - 1].a_out.valid)
+        # The bottom-right PE sees each vector last; its registered valid bit, delayed by the
+        # stages after the first (the product register, and the operand registers with 3),
+        # lines up with the de-skewed results.
+        y_valid = pe[rows - 1][cols - 1].a_out.valid
+        for k in range(1, self.pe_stages):
+            delayed = Signal(name=f"y_valid_{k}")
+            m.d.sync += delayed.eq(y_valid)
+            y_valid = delayed
         m.d.comb += self.y.valid.eq(y_valid)
 
         return m

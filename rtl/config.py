@@ -7,7 +7,8 @@ model, the compiler and the testbenches all take a :class:`CoreConfig`.
 from dataclasses import asdict, dataclass, fields
 
 __all__ = ["CoreConfig", "ConfigError", "HOST_READ_LATENCY_CHOICES", "MULT_CYCLES_CHOICES",
-           "ACC_WRITE_LATENCY_CHOICES", "DECODE_CYCLES_CHOICES", "shape_name"]
+           "ACC_WRITE_LATENCY_CHOICES", "DECODE_CYCLES_CHOICES", "PE_STAGES_CHOICES",
+           "shape_name"]
 
 # Widths of the instruction fields that hold addresses and counts (see rtl/isa.py). They bound
 # the depths a configuration may ask for, so they live here, next to the checks that use them.
@@ -29,6 +30,9 @@ ACC_WRITE_LATENCY_CHOICES = (0, 1)
 #: Cycles the sequencer spends decoding a word: the checks in one, or the fields' compares and
 #: the checks made of them in two.
 DECODE_CYCLES_CHOICES = (1, 2)
+#: Pipeline stages of a processing element (rtl/pe.py): the product register and the sum
+#: register, or with 3 a register for each of the multiplier's operands in front of them.
+PE_STAGES_CHOICES = (2, 3)
 
 
 def shape_name(rows, cols, vec_lanes=None, vec_mult_cycles=None):
@@ -92,6 +96,13 @@ class CoreConfig:
         compare is registered first and the checks are made of those registers a cycle later
         (an ECP5 at 100 MHz). Each run then takes a cycle more (``isa.fetch_cycles``); it costs
         about a hundred flip-flops.
+    pe_stages : int
+        2 (the default): each PE registers its product, then its sum; 3: the multiplier's
+        operands are registers of the PE too (the activation register that feeds the next PE
+        and a copy of the active weight), so that a multiplier placed far from its PE has a
+        long route on one side of it per cycle, not on both (an ECP5 whose DSPs are all in
+        use). The array's results come a cycle later (``isa.array_latency``, so each MATMUL's
+        results land a cycle later: ``isa.matmul_settle``); it costs 8 flip-flops per PE.
     """
 
     rows: int = 8
@@ -106,6 +117,7 @@ class CoreConfig:
     host_read_latency: int = 2
     acc_write_latency: int = 0
     decode_cycles: int = 1
+    pe_stages: int = 2
 
     def __post_init__(self):
         if self.vec_lanes is None and isinstance(self.rows, int) and isinstance(self.cols, int):
@@ -151,7 +163,8 @@ class CoreConfig:
                               f"{', '.join(map(str, MULT_CYCLES_CHOICES))}, not {k}")
         for name, choices in (("host_read_latency", HOST_READ_LATENCY_CHOICES),
                               ("acc_write_latency", ACC_WRITE_LATENCY_CHOICES),
-                              ("decode_cycles", DECODE_CYCLES_CHOICES)):
+                              ("decode_cycles", DECODE_CYCLES_CHOICES),
+                              ("pe_stages", PE_STAGES_CHOICES)):
             value = getattr(self, name)
             if value not in choices:
                 raise ConfigError(f"{name} must be one of {', '.join(map(str, choices))}, "
@@ -216,5 +229,7 @@ class CoreConfig:
             suffix += f"_aw{self.acc_write_latency}"
         if self.decode_cycles != 1:
             suffix += f"_d{self.decode_cycles}"
+        if self.pe_stages != 2:
+            suffix += f"_pe{self.pe_stages}"
         return (f"r{self.rows}c{self.cols}_a{self.act_depth}_w{self.wgt_depth}"
                 f"_c{self.acc_depth}_q{self.qparam_depth}_p{self.prog_depth}{suffix}")

@@ -126,7 +126,7 @@ class LockstepCore(wiring.Component):
 
         m.submodules.seq = seq = Sequencer(cfg)
         m.submodules.loader = loader = WeightLoader(cfg)
-        m.submodules.array = array = SystolicArray(rows, cols)
+        m.submodules.array = array = SystolicArray(rows, cols, pe_stages=cfg.pe_stages)
         vec_lanes, step_bits = cfg.vec_lanes, vec_step_bits(cfg)
         m.submodules.vector = vector = VectorUnit(
             vec_lanes, ADDR_FIELD_BITS + GROUP_FIELD_BITS + step_bits,
@@ -209,7 +209,7 @@ class LockstepCore(wiring.Component):
         # is a third of a 100 MHz cycle, which must not be in front of a multiplier); the array
         # sees the swap mark there, a cycle ahead of its vector.
         to_array = READ_LATENCY - 1
-        assert to_array + array.latency == READ_LATENCY + array_latency(rows, cols)
+        assert to_array + array.latency == READ_LATENCY + array_latency(rows, cols, cfg.pe_stages)
         m.d.comb += [
             array.a.valid.eq(_delay(m, mm.valid, to_array, "mm_valid")),
             array.a.payload.swap.eq(_delay(m, mm.payload.swap, to_array, "mm_swap")),

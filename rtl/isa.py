@@ -23,7 +23,7 @@ from .config import (
 __all__ = [
     "Op", "Error", "Field", "FIELDS", "INSTR_BITS", "OPCODE_LSB", "OPCODE_BITS",
     "Instr", "encode", "decode", "check", "cost", "IsaError",
-    "fetch_cycles", "READ_LATENCY", "MAC_PIPELINE_DEPTH", "array_latency",
+    "fetch_cycles", "READ_LATENCY", "array_latency",
     "vec_unit_latency", "vec_pipeline_depth",
     "matmul_settle", "vec_settle", "load_cost",
 ]
@@ -220,7 +220,6 @@ def check(word, cfg):
 # activation write of earlier VECs has landed. HALT waits for both. See docs/isa.md.
 
 READ_LATENCY = 2          # cycles from an SRAM read address to a unit's input: read, register
-MAC_PIPELINE_DEPTH = 2    # cycles from a PE's activation to its partial sum: product, then sum
 
 
 def fetch_cycles(cfg):
@@ -229,11 +228,13 @@ def fetch_cycles(cfg):
     return 2 + cfg.decode_cycles
 
 
-def array_latency(rows, cols):
+def array_latency(rows, cols, pe_stages):
     """Cycles from a vector reaching the systolic array's first PE (after the input register
     that is the activation read's, READ_LATENCY) to its de-skewed results leaving the array:
-    the wavefront crosses R + C - 1 PEs, and the last one adds MAC_PIPELINE_DEPTH - 1 more."""
-    return rows + cols - 2 + MAC_PIPELINE_DEPTH
+    the wavefront crosses R + C - 1 PEs, one a cycle, and the last one's sum takes
+    ``pe_stages`` (``CoreConfig.pe_stages``: 2 or 3) from its activation, so R + C or
+    R + C + 1."""
+    return rows + cols - 2 + pe_stages
 
 
 def vec_unit_latency(mult_cycles):
@@ -285,8 +286,8 @@ def matmul_settle(cfg, m):
     read from activation SRAM in cycle s+i, enters the array in s+i+READ_LATENCY, leaves it
     array_latency cycles later, is added to its accumulator row and written
     ``cfg.acc_write_latency`` cycles after that, readable in the cycle after."""
-    return (m - 1 + READ_LATENCY + array_latency(cfg.rows, cfg.cols) + cfg.acc_write_latency
-            + 1)
+    return (m - 1 + READ_LATENCY + array_latency(cfg.rows, cfg.cols, cfg.pe_stages)
+            + cfg.acc_write_latency + 1)
 
 
 def vec_settle(cfg, m):

@@ -6,13 +6,17 @@ register, so that weight loading overlaps computation. The product is registered
 add, so the multiplier (a DSP block on an FPGA) and the adder each have a whole cycle. The
 swap mark runs one cycle ahead of the first vector of a tile, so the multiplier's weight
 operand comes straight from the active register, with no multiplexer in front of it.
+
+With three stages (``CoreConfig.pe_stages``) both operands are registered once more in front of
+the multiplier, so that a multiplier far from its PE's other registers (an ECP5's DSP rows
+spread over the die) has one long route per cycle in front of it and one behind, not both.
 """
 
 from amaranth.hdl import Module, Signal, signed
 from amaranth.lib import data, stream, wiring
 from amaranth.lib.wiring import In, Out
 
-from .isa import MAC_PIPELINE_DEPTH
+from .config import PE_STAGES_CHOICES
 
 __all__ = ["ACT_SHAPE", "WEIGHT_SHAPE", "PRODUCT_SHAPE", "PSUM_SHAPE", "ActivationLayout",
            "ProcessingElement", "psum_shape"]
@@ -21,10 +25,6 @@ ACT_SHAPE = signed(8)
 WEIGHT_SHAPE = signed(8)
 PRODUCT_SHAPE = signed(16)
 PSUM_SHAPE = signed(32)   # what leaves the array, and what the accumulators hold
-
-if MAC_PIPELINE_DEPTH != 2:   # the PE below is written for a product register, then a sum register
-    raise RuntimeError(f"rtl.isa.MAC_PIPELINE_DEPTH is {MAC_PIPELINE_DEPTH}, but the PE has two "
-                       "pipeline stages")
 
 
 def psum_shape(terms):
@@ -60,6 +60,12 @@ class ProcessingElement(wiring.Component):
         Leave the multiplier and its register to the caller (a DSP block that serves two PEs,
         say): the PE then has ``mul_a``/``mul_b`` outputs, the operands, and a ``product``
         input that must be ``mul_a * mul_b`` of the previous cycle.
+    stages : int
+        Pipeline stages from ``a_in`` to ``psum_out``, one of :data:`rtl.config.PE_STAGES_CHOICES`:
+        2 (the default) multiplies ``a_in.data`` by the active weight into the product register,
+        then adds; 3 multiplies the registered activation (the one ``a_out`` drives) by a
+        registered copy of the active weight, so the multiplier's operands are both registers of
+        this PE, and then registers the product and adds as before.
 
     Members
     -------
@@ -70,10 +76,10 @@ class ProcessingElement(wiring.Component):
         ``a_in`` delayed by one cycle, for the right neighbour (the mark stays one cycle ahead).
     psum_in : ``In(psum_shape)``
         Partial sum from the PE above (0 in the top row), for the activation that was on
-        ``a_in`` one cycle earlier.
+        ``a_in`` ``stages - 1`` cycles earlier.
     psum_out : ``Out(psum_shape)``
         ``psum_in + product``, registered, for the PE below, where ``product`` is the registered
-        ``a_in.data * weight`` of the cycle before. Don't-care for an invalid activation.
+        product of the activation and its weight. Don't-care for an invalid activation.
     w : ``In(stream.Signature(signed(8), always_ready=True))``
         Shadow weight write.
     mul_a, mul_b : ``Out(signed(8))``, only with ``external_product``
@@ -84,17 +90,20 @@ class ProcessingElement(wiring.Component):
     Notes
     -----
     Timing: an activation on ``a_in`` in cycle T leaves on ``a_out`` in T + 1, and its partial
-    sum on ``psum_out`` in T + 2 (``isa.MAC_PIPELINE_DEPTH``), which is when the PE below,
-    having seen the activation in T + 1, wants it. A swap mark on ``a_in`` in cycle T - 1 makes
-    the activation of cycle T the first to use the new weight. One activation per cycle, no
-    back-pressure.
+    sum on ``psum_out`` in T + ``stages`` (``isa.array_latency`` counts them), which is when
+    the PE below, having seen the activation in T + 1, wants it. A swap mark on ``a_in`` in
+    cycle T - 1 makes the activation of cycle T the first to use the new weight. One activation
+    per cycle, no back-pressure.
     ``a_out.valid`` and ``a_out.swap`` reset to 0; the data registers and the weights have no
     reset.
     """
 
-    def __init__(self, psum_shape=PSUM_SHAPE, external_product=False):
+    def __init__(self, psum_shape=PSUM_SHAPE, external_product=False, stages=2):
+        if stages not in PE_STAGES_CHOICES:
+            raise ValueError(f"stages must be one of {PE_STAGES_CHOICES}, not {stages!r}")
         self.psum_shape = psum_shape
         self.external_product = external_product
+        self.stages = stages
         members = {
             "a_in": In(stream.Signature(ActivationLayout, always_ready=True)),
             "a_out": Out(stream.Signature(ActivationLayout, always_ready=True)),
@@ -119,12 +128,21 @@ class ProcessingElement(wiring.Component):
         valid = Signal()
         swap = Signal()
 
+        if self.stages == 2:
+            mul_a, mul_b = self.a_in.payload.data, active
+        else:
+            # The activation register that feeds the right neighbour doubles as the operand
+            # register (a separate copy would be merged with it); the weight's copy lags the
+            # active weight by the cycle the activation spends in ``act``.
+            weight_op = Signal(WEIGHT_SHAPE, reset_less=True)
+            m.d.sync += weight_op.eq(active)
+            mul_a, mul_b = act, weight_op
         if self.external_product:
-            m.d.comb += [self.mul_a.eq(self.a_in.payload.data), self.mul_b.eq(active)]
+            m.d.comb += [self.mul_a.eq(mul_a), self.mul_b.eq(mul_b)]
             product = self.product
         else:
             product = Signal(PRODUCT_SHAPE, reset_less=True)
-            m.d.sync += product.eq(self.a_in.payload.data * active)
+            m.d.sync += product.eq(mul_a * mul_b)
 
         m.d.sync += [
             act.eq(self.a_in.payload.data),

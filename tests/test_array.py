@@ -45,6 +45,33 @@ def test_array_bench_on_mult18x18d(simulator, rows, cols, seed):
                extra_env={"LOCKSTEP_ROWS": rows, "LOCKSTEP_COLS": cols, "LOCKSTEP_SEED": seed})
 
 
+THREE_STAGE_CASES = [("generic", 4, 4), ("generic", 2, 8), ("mult18x18d", 3, 5), ("sb_mac16", 2, 4)]
+
+
+@pytest.mark.parametrize("multiplier, rows, cols", THREE_STAGE_CASES,
+                         ids=[f"{k}-r{r}c{c}" for k, r, c in THREE_STAGE_CASES])
+def test_array_bench_three_stage_pes(simulator, multiplier, rows, cols, seed):
+    """The same bench with ``pe_stages`` = 3 (both multiplier operands registered in the PE):
+    every result a cycle later, with each multiplier the array can use."""
+    extra = {"generic": [], "mult18x18d": [ECP5_MULT18X18D_MODEL],
+             "sb_mac16": [ice40_cells_sim()]}[multiplier]
+    run_cocotb(lambda: SystolicArray(rows, cols, multiplier=multiplier, pe_stages=3),
+               key=f"array-{multiplier}-pe3-r{rows}c{cols}",
+               test_module="sim.benches.array_bench", toplevel="array", simulator=simulator,
+               extra_sources=extra,
+               extra_env={"LOCKSTEP_ROWS": rows, "LOCKSTEP_COLS": cols, "LOCKSTEP_SEED": seed,
+                          "LOCKSTEP_PE_STAGES": 3})
+
+
+def test_three_stage_pes_add_a_cycle():
+    assert SystolicArray(4, 8, pe_stages=3).latency == SystolicArray(4, 8).latency + 1 == 4 + 8 + 2
+
+
+def test_rejects_unknown_pe_stages():
+    with pytest.raises(ValueError, match=r"pe_stages must be one of \(2, 3\), not 4"):
+        SystolicArray(2, 2, pe_stages=4)
+
+
 def test_auto_multiplier_follows_the_platform():
     """An iCE40 platform (amaranth-boards says family "iCE40") gets SB_MAC16 pairs, others the
     generic multipliers (an ECP5's DSP registers made its 12 x 12 core unroutable); asked for,

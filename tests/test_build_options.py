@@ -68,6 +68,24 @@ def test_vec_mult_cycles_overrides_only_the_vector_multiplier(fake_build):
         f"build/boards/ulx3s-85f-{own.rows}x{own.cols}v{own.vec_lanes}s32")
 
 
+def test_pe_stages_overrides_only_the_pes(fake_build):
+    assert cli.main(["build", "--board", "ulx3s-85f", "--pe-stages", "3"]) == 0
+    (call,) = fake_build
+    own = get_board("ulx3s-85f").core
+    assert call["core"] == replace(own, pe_stages=3)
+    suffix = "" if own.pe_stages == 3 else "-pe3"
+    assert Path(call["build_dir"]) == Path(f"build/boards/ulx3s-85f-{own.shape}{suffix}")
+
+
+def test_bad_pe_stages_is_one_line_and_exit_2(tmp_path):
+    done = subprocess.run([sys.executable, "-m", "lockstep.cli", "build", "--board",
+                           "ulx3s-85f", "--pe-stages", "4", "--build-dir",
+                           str(tmp_path / "b")], capture_output=True, text=True)
+    assert done.returncode == 2
+    assert done.stderr.strip() == "lockstep build: error: pe_stages must be one of 2, 3, not 4"
+    assert not (tmp_path / "b").exists()
+
+
 def test_without_rows_cols_the_board_core_is_built(fake_build):
     assert cli.main(["build", "--board", "icebreaker"]) == 0
     (call,) = fake_build

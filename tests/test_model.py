@@ -96,9 +96,10 @@ def test_interlocks():
 
 
 def test_fast_clock_pipeline_timing():
-    """The ULX3S core's extra registers (docs/isa.md): a second decode cycle makes every run a
-    cycle longer, the registered accumulator write makes each MATMUL's results land a cycle
-    later (what a VEC after it and HALT wait for); nothing else changes."""
+    """The fast-clock cores' extra registers (docs/isa.md): a second decode cycle makes every
+    run a cycle longer; the registered accumulator write, and the PEs' third stage, each make a
+    MATMUL's results land a cycle later (what a VEC after it and HALT wait for); nothing else
+    changes."""
     base = CoreConfig(rows=4, cols=8)
     mm = isa.encode(isa.Op.MATMUL, m=3)
     vec = isa.encode(isa.Op.VEC, m=2)
@@ -113,8 +114,11 @@ def test_fast_clock_pipeline_timing():
         decode, accw = extra[name]
         assert predict_cycles(replace(base, decode_cycles=2), program) == plain + decode, name
         assert predict_cycles(replace(base, acc_write_latency=1), program) == plain + accw, name
+        assert predict_cycles(replace(base, pe_stages=3), program) == plain + accw, name
         both = replace(base, decode_cycles=2, acc_write_latency=1, host_read_latency=3)
         assert predict_cycles(both, program) == plain + decode + accw, name
+        every = replace(both, pe_stages=3)
+        assert predict_cycles(every, program) == plain + decode + 2 * accw, name
 
 
 def test_faults_stop_before_executing():

@@ -1,13 +1,13 @@
 """cocotb tests of :class:`rtl.array.SystolicArray` against numpy.
 
-The environment gives the shape and the seed: ``LOCKSTEP_ROWS``, ``LOCKSTEP_COLS``,
-``LOCKSTEP_SEED``. Every test builds a cycle-by-cycle :class:`Program` of input vectors and
-shadow weight writes, has a :class:`Driver` play it, a :class:`Monitor` record each cycle's
-``y``, and :func:`check` compare the recording with what it should be: the tile-level
-expectation ``x @ W_tile`` where the test means one, and always :class:`ArrayModel`, which
-follows the array's timing rules PE by PE. A result must appear exactly
-``rtl.array.systolic_latency(R, C)`` cycles after its vector, and no cycle without a vector may
-give ``y.valid``.
+The environment gives the shape, the PEs' pipeline stages and the seed: ``LOCKSTEP_ROWS``,
+``LOCKSTEP_COLS``, ``LOCKSTEP_PE_STAGES`` (default 2), ``LOCKSTEP_SEED``. Every test builds a
+cycle-by-cycle :class:`Program` of input vectors and shadow weight writes, has a
+:class:`Driver` play it, a :class:`Monitor` record each cycle's ``y``, and :func:`check`
+compare the recording with what it should be: the tile-level expectation ``x @ W_tile`` where
+the test means one, and always :class:`ArrayModel`, which follows the array's timing rules PE
+by PE. A result must appear exactly ``rtl.array.systolic_latency(R, C, pe_stages)`` cycles
+after its vector, and no cycle without a vector may give ``y.valid``.
 
 Cycle numbers are taken from the simulation time (one per clock period), so the driver and the
 monitor agree on them whatever order cocotb wakes them in.
@@ -35,10 +35,11 @@ class Params:
     rows: int
     cols: int
     seed: int
+    pe_stages: int = 2
 
     @property
     def latency(self):
-        return systolic_latency(self.rows, self.cols)
+        return systolic_latency(self.rows, self.cols, self.pe_stages)
 
     @property
     def sel_bits(self):
@@ -53,13 +54,15 @@ class Params:
         return np.random.default_rng([self.seed, test_id])
 
     def where(self, test):
-        return f"{test} (R={self.rows}, C={self.cols}, LOCKSTEP_SEED={self.seed})"
+        return (f"{test} (R={self.rows}, C={self.cols}, pe_stages={self.pe_stages}, "
+                f"LOCKSTEP_SEED={self.seed})")
 
 
 def params():
     return Params(rows=int(os.environ.get("LOCKSTEP_ROWS", "4")),
                   cols=int(os.environ.get("LOCKSTEP_COLS", "4")),
-                  seed=int(os.environ.get("LOCKSTEP_SEED", "1")))
+                  seed=int(os.environ.get("LOCKSTEP_SEED", "1")),
+                  pe_stages=int(os.environ.get("LOCKSTEP_PE_STAGES", "2")))
 
 
 def now():
@@ -177,11 +180,11 @@ class ArrayModel:
     If the vector of cycle T is valid and has ``swap`` set, ``PE[r][c]``'s active weight becomes
     its shadow weight as it was in cycle ``T + r + c`` (the cycle before the vector reaches it),
     i.e. the last write to shadow row r in a cycle before ``T + r + c``, and the vector already
-    uses it. The result leaves in cycle ``T + systolic_latency(R, C)``.
+    uses it. The result leaves in cycle ``T + latency`` (:attr:`Params.latency`).
     """
 
-    def __init__(self, rows, cols):
-        self.rows, self.cols = rows, cols
+    def __init__(self, rows, cols, latency):
+        self.rows, self.cols, self.latency = rows, cols, latency
 
     def outputs(self, vectors, writes):
         """``vectors``: [(cycle, x, swap)]; ``writes``: [(cycle, sel, row)] -> {cycle: y}."""
@@ -203,7 +206,7 @@ class ArrayModel:
             if not known.all():
                 raise ModelError(f"testbench bug: the vector of cycle {t} uses a weight that was "
                                  "never written")
-            out[t + systolic_latency(self.rows, self.cols)] = wrap_i32(np.asarray(x) @ active)
+            out[t + self.latency] = wrap_i32(np.asarray(x) @ active)
         return out
 
 
@@ -332,7 +335,7 @@ async def play(dut, p, rng, program, where, tiles=None):
 
     vectors, writes = driver.model_inputs()
     inputs = {t: x for t, x, _ in vectors}
-    model = ArrayModel(p.rows, p.cols).outputs(vectors, writes)
+    model = ArrayModel(p.rows, p.cols, p.latency).outputs(vectors, writes)
     if tiles is not None:
         intended = {t + p.latency: wrap_i32(v.x @ tiles[v.tile]) for t, v in driver.vectors}
         for cycle in intended:
@@ -483,7 +486,7 @@ async def test_reset_drops_vectors(dut):
     monitor.stop()
 
     vectors, writes = driver.model_inputs()
-    model = ArrayModel(p.rows, p.cols).outputs(vectors, writes)
+    model = ArrayModel(p.rows, p.cols, p.latency).outputs(vectors, writes)
     # Results that leave in the reset cycle itself were in the output registers already.
     expected = {c: y for c, y in model.items() if c <= reset_cycle or c - p.latency > reset_cycle}
     dropped = len(model) - len(expected)
