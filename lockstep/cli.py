@@ -275,6 +275,11 @@ def cmd_build(args):
     if not report.timing_met:
         fmax = "n/a" if report.fmax_mhz is None else f"{report.fmax_mhz:.2f} MHz"
         raise UserError(f"timing failed: Fmax {fmax} < target {report.target_mhz:g} MHz")
+    if report.bitstream is None:
+        # Routed and timed, but the packer (icepack/ecppack) stopped: say so, or the figures
+        # above would pass for a finished build.
+        raise UserError(f"no bitstream: the build stopped after place and route (see "
+                        f"{Path(report.build_dir) / 'build.log'})")
 
 
 def flash_command(board, bitstream, which=None):

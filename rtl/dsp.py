@@ -76,7 +76,7 @@ def mult18x18d(m, name, a, b):
         p_REG_INPUTA_CLK="CLK0", p_REG_INPUTA_CE="CE0", p_REG_INPUTA_RST="RST0",
         p_REG_INPUTB_CLK="CLK0", p_REG_INPUTB_CE="CE0", p_REG_INPUTB_RST="RST0",
         p_REG_PIPELINE_CLK="NONE", p_REG_OUTPUT_CLK="NONE", p_RESETMODE="SYNC",
-        p_GSR="DISABLED", p_SOURCEB_MODE="B_INPUT", p_MULT_BYPASS="DISABLED",
+        p_GSR="DISABLED", p_SOURCEB_MODE="B_SHIFT", p_MULT_BYPASS="DISABLED",
         i_CLK0=ClockSignal(), i_CE0=Const(1, 1), i_RST0=Const(0, 1),
         i_SIGNEDA=Const(1, 1), i_SIGNEDB=Const(1, 1), i_SOURCEA=Const(0, 1),
         i_SOURCEB=Const(0, 1),

@@ -5,6 +5,7 @@ import json
 import re
 import subprocess
 import sys
+from dataclasses import replace
 
 import pytest
 
@@ -257,3 +258,18 @@ def test_icebreaker_bitstream(tmp_path):
     for kind in ("logic", "dsp", "bram"):
         res = report.resource(kind)
         assert 0 < res["used"] <= res["available"], (kind, res)
+
+
+def test_ulx3s_bitstream(tmp_path):
+    """A real ECP5 build with YoWASP of the ULX3S core with a 1 x 1 array (under a minute): its
+    vector lane's MULT18X18D instances (rtl/dsp.py) must get through ecppack too, which stops
+    with no message on a parameter value that Project Trellis does not know."""
+    board = get_board("ulx3s-85f")
+    core = replace(board.core, rows=1, cols=1, vec_lanes=1)
+    report = board_build.build("ulx3s-85f", build_dir=tmp_path / "ecp5", tools="yowasp",
+                               progress=sys.stderr, core=core)
+    assert report.timing_met, report.table()
+    assert report.resource("dsp")["used"] == 5      # the array's product, the lane's four
+    bitstream = tmp_path / "ecp5" / "lockstep.bit"
+    assert report.bitstream == str(bitstream)
+    assert bitstream.is_file() and bitstream.stat().st_size > 100_000

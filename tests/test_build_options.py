@@ -29,7 +29,10 @@ def fake_build(monkeypatch):
         board = get_board(board_name)
         if core is not None:
             board = replace(board, core=core)
-        return parse_report(REPORT, board, build_dir=str(build_dir))
+        folder = Path(build_dir or "build")
+        return parse_report(REPORT, board, build_dir=str(folder),
+                            bitstream=None if calls[-1].get("seed") == 13 else
+                            str(folder / "lockstep.bit"))
 
     monkeypatch.setattr(board_build, "build", build)
     return calls
@@ -84,6 +87,18 @@ def test_bad_pe_stages_is_one_line_and_exit_2(tmp_path):
     assert done.returncode == 2
     assert done.stderr.strip() == "lockstep build: error: pe_stages must be one of 2, 3, not 4"
     assert not (tmp_path / "b").exists()
+
+
+def test_a_build_without_bitstream_fails(fake_build, tmp_path, capsys):
+    """Timing met but no bitstream (the packer stopped; the fake build does that for seed 13):
+    the figures are printed, the JSON written, and the build fails with one line."""
+    out_json = tmp_path / "r.json"
+    assert cli.main(["build", "--board", "ulx3s-85f", "--seed", "13", "--build-dir",
+                     str(tmp_path / "b"), "--report-json", str(out_json)]) == 2
+    captured = capsys.readouterr()
+    assert "Fmax" in captured.out and json.loads(out_json.read_text())["bitstream"] is None
+    assert captured.err.strip() == ("lockstep build: error: no bitstream: the build stopped "
+                                    f"after place and route (see {tmp_path / 'b' / 'build.log'})")
 
 
 def test_without_rows_cols_the_board_core_is_built(fake_build):

@@ -22,12 +22,12 @@ module MULT18X18D (
     parameter REG_OUTPUT_CLK = "NONE";
     parameter RESETMODE = "SYNC";
     parameter GSR = "DISABLED";
-    parameter SOURCEB_MODE = "B_INPUT";
+    parameter SOURCEB_MODE = "B_SHIFT";
     parameter MULT_BYPASS = "DISABLED";
 
     initial begin
         if (REG_PIPELINE_CLK != "NONE" || REG_OUTPUT_CLK != "NONE" || MULT_BYPASS != "DISABLED"
-                || RESETMODE != "SYNC" || SOURCEB_MODE != "B_INPUT") begin
+                || RESETMODE != "SYNC" || SOURCEB_MODE != "B_SHIFT") begin
             $display("MULT18X18D model: unsupported configuration");
             $finish;
         end
