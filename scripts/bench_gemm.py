@@ -31,7 +31,12 @@ from sim.programs import (
 from sim.rtlsim import run_on_rtl
 
 #: The core's timing options a board may set (rtl/config.py); --board copies them.
-PIPELINE_OPTIONS = ("host_read_latency", "acc_write_latency", "decode_cycles")
+PIPELINE_OPTIONS = ("host_read_latency", "acc_write_latency", "decode_cycles", "pe_stages")
+
+
+def board_pipeline(board):
+    """The timing options of ``board``'s core (boards/catalog.py), for :func:`measure`."""
+    return {name: getattr(board.core, name) for name in PIPELINE_OPTIONS}
 
 
 def gemm_config(rows, cols, m, k, n, pipeline=None):
@@ -102,8 +107,7 @@ def main(argv=None):
     parser.add_argument("--json", action="store_true", help="print one JSON object")
     args = parser.parse_args(argv)
 
-    pipeline = ({name: getattr(BOARDS[args.board].core, name) for name in PIPELINE_OPTIONS}
-                if args.board else None)
+    pipeline = board_pipeline(BOARDS[args.board]) if args.board else None
     try:
         result = measure(args.rows, args.cols, args.m, args.k, args.n,
                          simulator=args.simulator, seed=args.seed, pipeline=pipeline)

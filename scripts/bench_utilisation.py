@@ -11,7 +11,9 @@ cycles (M*K*N / (R*C)) and utilisation = M*K*N / (cycles * R * C).
         [--json [FILE]] [--plot DIR]
     python scripts/bench_utilisation.py --from-json FILE [--plot DIR]
 
-Default shapes: each board's array (boards/catalog.py: icebreaker 1x3, ulx3s-85f 4x4).
+Default shapes: each board's array with its core's timing options (boards/catalog.py:
+icebreaker 8x2, ulx3s-85f 12x12 with its extra pipeline registers); --rows/--cols and --shapes
+get the default timing.
 --plot DIR writes DIR/utilisation_vs_gemm_size.png. Exit status 1 if the RTL disagreed with
 the golden model or numpy anywhere.
 """
@@ -20,10 +22,9 @@ import argparse
 import sys
 from pathlib import Path
 
-from bench_gemm import agrees, measure
+from bench_gemm import agrees, board_pipeline, measure
 from benchlib import (
     add_json_argument,
-    board_shapes,
     emit_json,
     format_table,
     load_json,
@@ -34,18 +35,32 @@ from benchlib import (
     shape_name,
 )
 
+from boards.catalog import BOARDS
+
 DEFAULT_SIZES = "16,32,64,128"
 
 
+def board_cores():
+    """(rows, cols, timing options) of each board's core, in catalog order, without repeats."""
+    cores = []
+    for board in BOARDS.values():
+        core = (board.core.rows, board.core.cols, board_pipeline(board))
+        if core not in cores:
+            cores.append(core)
+    return cores
+
+
 def sweep(shapes, sizes, simulator="verilator", seed=1, progress=sys.stderr):
+    """``shapes``: (rows, cols) or (rows, cols, timing options) each."""
     results = []
-    for rows, cols in shapes:
+    for rows, cols, *pipeline in shapes:
         for size in sizes:
             if progress is not None:
                 print(f"GEMM {size}x{size}x{size} on {shape_name(rows, cols)} ({simulator})",
                       file=progress, flush=True)
             try:
-                r = measure(rows, cols, size, size, size, simulator=simulator, seed=seed)
+                r = measure(rows, cols, size, size, size, simulator=simulator, seed=seed,
+                            pipeline=pipeline[0] if pipeline else None)
             except ValueError as exc:   # ConfigError too: the GEMM does not fit a core
                 results.append({"rows": rows, "cols": cols, "m": size, "k": size, "n": size,
                                 "error": str(exc), "ok": False})
@@ -125,7 +140,7 @@ def main(argv=None):
             parser.error("give either --rows/--cols or --shapes")
         try:
             shapes = ([(args.rows, args.cols)] if args.rows is not None
-                      else parse_shapes(args.shapes) if args.shapes else board_shapes())
+                      else parse_shapes(args.shapes) if args.shapes else board_cores())
             sizes = parse_ints(args.sizes)
         except ValueError as exc:
             parser.error(str(exc))

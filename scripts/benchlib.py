@@ -10,10 +10,9 @@ import re
 import sys
 from pathlib import Path
 
-from boards.catalog import BOARDS
 from rtl.config import shape_name
 
-__all__ = ["add_json_argument", "board_shapes", "emit_json", "format_table", "load_json",
+__all__ = ["add_json_argument", "emit_json", "format_table", "load_json",
            "parse_build_shapes", "parse_ints", "parse_shapes", "pyplot", "save_figure",
            "shape_name"]
 
@@ -54,16 +53,6 @@ def parse_ints(text):
     if any(v < 1 for v in values):
         raise ValueError(f"sizes must be positive, not {text!r}")
     return values
-
-
-def board_shapes():
-    """Each board's own array shape, in catalog order, without repeats."""
-    shapes = []
-    for board in BOARDS.values():
-        shape = (board.core.rows, board.core.cols)
-        if shape not in shapes:
-            shapes.append(shape)
-    return shapes
 
 
 def add_json_argument(parser):
