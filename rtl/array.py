@@ -66,7 +66,7 @@ class SystolicArray(wiring.Component):
         The timing is the same for all.
     pe_stages : int
         Pipeline stages of each PE, one of :data:`rtl.config.PE_STAGES_CHOICES` (rtl/pe.py):
-        2 (the default), or 3 with both multiplier operands registered in the PE.
+        2 (the default) to 5, with registers for the multiplier's operands and its product.
 
     Members
     -------

@@ -31,8 +31,8 @@ ACC_WRITE_LATENCY_CHOICES = (0, 1)
 #: the checks made of them in two.
 DECODE_CYCLES_CHOICES = (1, 2)
 #: Pipeline stages of a processing element (rtl/pe.py): the product register and the sum
-#: register, or with 3 a register for each of the multiplier's operands in front of them.
-PE_STAGES_CHOICES = (2, 3)
+#: register, and with more, registers for the multiplier's operands and a second product one.
+PE_STAGES_CHOICES = (2, 3, 4, 5)
 
 
 def shape_name(rows, cols, vec_lanes=None, vec_mult_cycles=None):
@@ -99,10 +99,12 @@ class CoreConfig:
     pe_stages : int
         2 (the default): each PE registers its product, then its sum; 3: the multiplier's
         operands are registers of the PE too (the activation register that feeds the next PE
-        and a copy of the active weight), so that a multiplier placed far from its PE has a
-        long route on one side of it per cycle, not on both (an ECP5 whose DSPs are all in
-        use). The array's results come a cycle later (``isa.array_latency``, so each MATMUL's
-        results land a cycle later: ``isa.matmul_settle``); it costs 8 flip-flops per PE.
+        and a copy of the active weight); 4: the product is registered twice; 5: the operands
+        are registered twice as well (rtl/pe.py). Each register on its own lets the placer put
+        it beside a multiplier that is far from its PE (an ECP5 whose DSPs are all in use), so
+        that no cycle has a long route on both sides of the multiplier. Each stage delays the
+        array's results a cycle (``isa.array_latency``, so each MATMUL's results land a cycle
+        later: ``isa.matmul_settle``) and costs 8 or 16 flip-flops per PE.
     """
 
     rows: int = 8

@@ -232,8 +232,8 @@ def array_latency(rows, cols, pe_stages):
     """Cycles from a vector reaching the systolic array's first PE (after the input register
     that is the activation read's, READ_LATENCY) to its de-skewed results leaving the array:
     the wavefront crosses R + C - 1 PEs, one a cycle, and the last one's sum takes
-    ``pe_stages`` (``CoreConfig.pe_stages``: 2 or 3) from its activation, so R + C or
-    R + C + 1."""
+    ``pe_stages`` (``CoreConfig.pe_stages``, 2 to 5) from its activation: R + C - 2 +
+    pe_stages."""
     return rows + cols - 2 + pe_stages
 
 

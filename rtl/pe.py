@@ -7,9 +7,10 @@ add, so the multiplier (a DSP block on an FPGA) and the adder each have a whole 
 swap mark runs one cycle ahead of the first vector of a tile, so the multiplier's weight
 operand comes straight from the active register, with no multiplexer in front of it.
 
-With three stages (``CoreConfig.pe_stages``) both operands are registered once more in front of
-the multiplier, so that a multiplier far from its PE's other registers (an ECP5's DSP rows
-spread over the die) has one long route per cycle in front of it and one behind, not both.
+With more stages (``CoreConfig.pe_stages``) the multiplier's operands and its product get
+registers of their own, so that a multiplier far from its PE's other registers (an ECP5's DSP
+rows spread over the die, all of them in use) can have registers beside it: a long route then
+has a cycle to itself instead of sharing one with the multiplier.
 """
 
 from amaranth.hdl import Module, Signal, signed
@@ -40,6 +41,14 @@ def psum_shape(terms):
 ActivationLayout = data.StructLayout({"data": ACT_SHAPE, "swap": 1})
 
 
+def pe_registers(stages):
+    """(operand registers, product registers) of a PE of ``stages`` stages: the sum register
+    is the last stage, the product's registers come before it and the operands' before them
+    (3: one and one, 4: one and two, 5: two and two)."""
+    extra = stages - 2
+    return (extra + 1) // 2, 1 + extra // 2
+
+
 class ProcessingElement(wiring.Component):
     """One multiply-accumulate cell with an active and a shadow weight register.
 
@@ -63,9 +72,11 @@ class ProcessingElement(wiring.Component):
     stages : int
         Pipeline stages from ``a_in`` to ``psum_out``, one of :data:`rtl.config.PE_STAGES_CHOICES`:
         2 (the default) multiplies ``a_in.data`` by the active weight into the product register,
-        then adds; 3 multiplies the registered activation (the one ``a_out`` drives) by a
-        registered copy of the active weight, so the multiplier's operands are both registers of
-        this PE, and then registers the product and adds as before.
+        then adds. 3 multiplies the registered activation (the one ``a_out`` drives) by a
+        registered copy of the active weight, so both operands are registers of this PE. 4 adds
+        a second product register, so the first one drives nothing but the second. 5 adds a
+        second operand register on each side too, so that each operand register drives nothing
+        but the multiplier (the activation register also feeds the right neighbour).
 
     Members
     -------
@@ -128,21 +139,28 @@ class ProcessingElement(wiring.Component):
         valid = Signal()
         swap = Signal()
 
-        if self.stages == 2:
-            mul_a, mul_b = self.a_in.payload.data, active
-        else:
-            # The activation register that feeds the right neighbour doubles as the operand
-            # register (a separate copy would be merged with it); the weight's copy lags the
-            # active weight by the cycle the activation spends in ``act``.
-            weight_op = Signal(WEIGHT_SHAPE, reset_less=True)
-            m.d.sync += weight_op.eq(active)
-            mul_a, mul_b = act, weight_op
+        operand_regs, product_regs = pe_registers(self.stages)
+        mul_a, mul_b = self.a_in.payload.data, active
+        for k in range(operand_regs):
+            # The first activation register is the one that feeds the right neighbour (a
+            # separate copy would be merged with it); each weight copy lags the active weight
+            # by as many cycles as the activation has waited.
+            a_reg = act if k == 0 else Signal(ACT_SHAPE, name=f"mul_a_{k}", reset_less=True)
+            w_reg = Signal(WEIGHT_SHAPE, name=f"mul_b_{k}", reset_less=True)
+            if k:
+                m.d.sync += a_reg.eq(mul_a)
+            m.d.sync += w_reg.eq(mul_b)
+            mul_a, mul_b = a_reg, w_reg
         if self.external_product:
             m.d.comb += [self.mul_a.eq(mul_a), self.mul_b.eq(mul_b)]
             product = self.product
         else:
             product = Signal(PRODUCT_SHAPE, reset_less=True)
             m.d.sync += product.eq(mul_a * mul_b)
+        for k in range(1, product_regs):
+            delayed = Signal(PRODUCT_SHAPE, name=f"product_{k}", reset_less=True)
+            m.d.sync += delayed.eq(product)
+            product = delayed
 
         m.d.sync += [
             act.eq(self.a_in.payload.data),

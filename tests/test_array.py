@@ -45,31 +45,35 @@ def test_array_bench_on_mult18x18d(simulator, rows, cols, seed):
                extra_env={"LOCKSTEP_ROWS": rows, "LOCKSTEP_COLS": cols, "LOCKSTEP_SEED": seed})
 
 
-THREE_STAGE_CASES = [("generic", 4, 4), ("generic", 2, 8), ("mult18x18d", 3, 5), ("sb_mac16", 2, 4)]
+DEEP_PE_CASES = [("generic", 3, 4, 4), ("generic", 3, 2, 8), ("mult18x18d", 3, 3, 5),
+                 ("sb_mac16", 3, 2, 4), ("generic", 4, 4, 4), ("generic", 5, 4, 4),
+                 ("generic", 5, 2, 8), ("mult18x18d", 5, 3, 5), ("sb_mac16", 5, 2, 4)]
 
 
-@pytest.mark.parametrize("multiplier, rows, cols", THREE_STAGE_CASES,
-                         ids=[f"{k}-r{r}c{c}" for k, r, c in THREE_STAGE_CASES])
-def test_array_bench_three_stage_pes(simulator, multiplier, rows, cols, seed):
-    """The same bench with ``pe_stages`` = 3 (both multiplier operands registered in the PE):
-    every result a cycle later, with each multiplier the array can use."""
+@pytest.mark.parametrize("multiplier, stages, rows, cols", DEEP_PE_CASES,
+                         ids=[f"{k}-pe{s}-r{r}c{c}" for k, s, r, c in DEEP_PE_CASES])
+def test_array_bench_deeper_pes(simulator, multiplier, stages, rows, cols, seed):
+    """The same bench with ``pe_stages`` above 2 (the multiplier's operands and product in
+    registers of their own): every result ``pe_stages - 2`` cycles later, with each multiplier
+    the array can use."""
     extra = {"generic": [], "mult18x18d": [ECP5_MULT18X18D_MODEL],
              "sb_mac16": [ice40_cells_sim()]}[multiplier]
-    run_cocotb(lambda: SystolicArray(rows, cols, multiplier=multiplier, pe_stages=3),
-               key=f"array-{multiplier}-pe3-r{rows}c{cols}",
+    run_cocotb(lambda: SystolicArray(rows, cols, multiplier=multiplier, pe_stages=stages),
+               key=f"array-{multiplier}-pe{stages}-r{rows}c{cols}",
                test_module="sim.benches.array_bench", toplevel="array", simulator=simulator,
                extra_sources=extra,
                extra_env={"LOCKSTEP_ROWS": rows, "LOCKSTEP_COLS": cols, "LOCKSTEP_SEED": seed,
-                          "LOCKSTEP_PE_STAGES": 3})
+                          "LOCKSTEP_PE_STAGES": stages})
 
 
-def test_three_stage_pes_add_a_cycle():
-    assert SystolicArray(4, 8, pe_stages=3).latency == SystolicArray(4, 8).latency + 1 == 4 + 8 + 2
+@pytest.mark.parametrize("stages", [3, 4, 5])
+def test_each_pe_stage_adds_a_cycle(stages):
+    assert SystolicArray(4, 8, pe_stages=stages).latency == 4 + 8 - 1 + stages
 
 
 def test_rejects_unknown_pe_stages():
-    with pytest.raises(ValueError, match=r"pe_stages must be one of \(2, 3\), not 4"):
-        SystolicArray(2, 2, pe_stages=4)
+    with pytest.raises(ValueError, match=r"pe_stages must be one of \(2, 3, 4, 5\), not 6"):
+        SystolicArray(2, 2, pe_stages=6)
 
 
 def test_auto_multiplier_follows_the_platform():

@@ -82,10 +82,11 @@ def test_pe_stages_overrides_only_the_pes(fake_build):
 
 def test_bad_pe_stages_is_one_line_and_exit_2(tmp_path):
     done = subprocess.run([sys.executable, "-m", "lockstep.cli", "build", "--board",
-                           "ulx3s-85f", "--pe-stages", "4", "--build-dir",
+                           "ulx3s-85f", "--pe-stages", "6", "--build-dir",
                            str(tmp_path / "b")], capture_output=True, text=True)
     assert done.returncode == 2
-    assert done.stderr.strip() == "lockstep build: error: pe_stages must be one of 2, 3, not 4"
+    assert done.stderr.strip() == ("lockstep build: error: pe_stages must be one of 2, 3, 4, 5, "
+                                   "not 6")
     assert not (tmp_path / "b").exists()
 
 

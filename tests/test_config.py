@@ -28,7 +28,8 @@ from rtl.hostmap import HostMap, Reg, Region
     (dict(host_read_latency=4), "host_read_latency must be one of 2, 3, not 4"),
     (dict(acc_write_latency=2), "acc_write_latency must be one of 0, 1, not 2"),
     (dict(decode_cycles=0), "decode_cycles must be one of 1, 2, not 0"),
-    (dict(pe_stages=1), "pe_stages must be one of 2, 3, not 1"),
+    (dict(pe_stages=1), "pe_stages must be one of 2, 3, 4, 5, not 1"),
+    (dict(pe_stages=6), "pe_stages must be one of 2, 3, 4, 5, not 6"),
 ])
 def test_invalid_configurations_are_refused_with_one_line(kwargs, message):
     with pytest.raises(ConfigError, match=message) as info:

@@ -119,6 +119,8 @@ def test_fast_clock_pipeline_timing():
         assert predict_cycles(both, program) == plain + decode + accw, name
         every = replace(both, pe_stages=3)
         assert predict_cycles(every, program) == plain + decode + 2 * accw, name
+        deepest = replace(both, pe_stages=5)
+        assert predict_cycles(deepest, program) == plain + decode + 4 * accw, name
 
 
 def test_faults_stop_before_executing():
