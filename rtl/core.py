@@ -1,6 +1,6 @@
 """The Lockstep core: SRAMs, sequencer, weight loader, systolic array, vector unit, host port."""
 
-from amaranth import Array, Cat, Const, Module, Mux, Signal, unsigned
+from amaranth import Array, Cat, Const, Module, Mux, Signal, Value, unsigned
 from amaranth.lib import wiring
 from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In, Out
@@ -64,6 +64,17 @@ def _times(value, factor):
     for term in terms[1:]:
         total = total + term
     return total
+
+
+def _row_slot(row, slot, slots):
+    """``row * slots + slot`` for a ``slot`` below the constant ``slots``: a concatenation when
+    ``slots`` is a power of two (no adder between a register and a block RAM's address)."""
+    if slots & (slots - 1) == 0:
+        k = slots.bit_length() - 1
+        slot = Value.cast(slot)
+        low = slot[:k] if len(slot) >= k else Cat(slot, Const(0, k - len(slot)))
+        return Cat(low, row)
+    return _times(row, slots) + slot
 
 
 def _below(value, bound):
@@ -196,7 +207,7 @@ class LockstepCore(wiring.Component):
         channel, kind = word[2:], word[:2]
         channel_slot = Array(Const(c // vec_lanes, range(qslots)) for c in range(cols))
         channel_lane = Array(Const(c % vec_lanes, range(vec_lanes)) for c in range(cols))
-        host_q_addr = _times(row, qslots) + channel_slot[channel]
+        host_q_addr = _row_slot(row, channel_slot[channel], qslots)
         for port, k, lane_bits in ((bias_w, 0, 32), (mult_w, 1, 32), (shift_w, 2, 8)):
             m.d.comb += [port.addr.eq(host_q_addr),
                          port.data.eq(Cat(*[host.w_data[:lane_bits]] * vec_lanes))]
@@ -292,7 +303,7 @@ class LockstepCore(wiring.Component):
         acc_slot = slot(v_tag.group, v_tag.step) if cols > rows else v_tag.step
         issue_slot = (slot(vec.payload.group, vec.payload.step) if cols > rows
                       else vec.payload.step)
-        vec_q_addr = _times(vec.payload.q_addr, qslots) + issue_slot
+        vec_q_addr = _row_slot(vec.payload.q_addr, issue_slot, qslots)
 
         def lane_select(value, lane_bits):
             if cols == vec_lanes:
