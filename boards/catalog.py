@@ -14,10 +14,12 @@ builds meet (``lockstep build --board NAME`` reports the achieved Fmax):
   multipliers must keep one row: ``synth_ice40 -dsp`` (Yosys 0.70) packs a multi-row array's
   generic multipliers into a wrong netlist.
 * ULX3S 85F (LFE5U-85F, 25 MHz): a 12x12 array (144 MULT18X18D) with 3 vector lanes (12 more,
-  156/156), each VEC row taking 4 cycles, and three-cycle host reads (every SRAM output row
-  registered before the host's word select). Routed at 63.88 MHz in 9536 LUTs and 113/208
-  DP16KD at commit 06c43cf; the later steps were measured on smaller cores (docs/benchmarks.md,
-  "The ECP5 at 100 MHz"). Its build takes half an hour or more.
+  156/156), each VEC row taking 4 cycles, and the registers of a fast clock: three-cycle host
+  reads (every SRAM output row registered before the host's word select), the accumulator sum
+  registered before its write, a two-cycle decode, and five-stage PEs (the multiplier's operands
+  and product registered twice, so registers can sit beside a DSP far from its PE). Routed at
+  83.20 MHz (placer seed 1) in 10325 LUTs and 113/208 DP16KD (docs/benchmarks.md, "The ECP5 at
+  100 MHz"); its build takes a quarter of an hour or more.
 """
 
 import importlib
@@ -92,7 +94,7 @@ BOARDS = {
         "ulx3s-85f", "LFE5U-85F",
         CoreConfig(rows=12, cols=12, vec_lanes=3, act_depth=4096, wgt_depth=8192, acc_depth=1024,
                    qparam_depth=64, prog_depth=2048, host_read_latency=3, acc_write_latency=1,
-                   decode_cycles=2),
+                   decode_cycles=2, pe_stages=5),
         clock_mhz=25.0,
         platform_path="amaranth_boards.ulx3s:ULX3S_85F_Platform",
         programmers=(("openFPGALoader", "-b", "ulx3s"),)),

@@ -8,12 +8,14 @@ import json
 
 import pytest
 
+from boards.catalog import BOARDS
 from rtl.config import CoreConfig
 from rtl.core import LockstepCore
 from sim.runner import run_cocotb
 
 #: The pipeline of the ULX3S core (boards/catalog.py): the extra registers for a 100 MHz clock.
-FAST_CLOCK = {"host_read_latency": 3, "acc_write_latency": 1, "decode_cycles": 2}
+FAST_CLOCK = {name: getattr(BOARDS["ulx3s-85f"].core, name)
+              for name in ("host_read_latency", "acc_write_latency", "decode_cycles", "pe_stages")}
 
 #: Three-stage PEs alone (rtl/pe.py).
 PE3 = {"pe_stages": 3}
