@@ -294,7 +294,7 @@ def build(board_name, build_dir=None, tools="auto", seed=1, progress=sys.stderr,
     say(f"building {board.name} ({board.part}, {board.core.rows}x{board.core.cols} core, "
         f"{board.clock_mhz:g} MHz, {board.baud} baud) with {used} tools in {build_dir}")
     log_path = build_dir / "build.log"
-    nextpnr_opts = f"--report {REPORT} --seed {int(seed)}"
+    nextpnr_opts = f"--report {REPORT} --seed {int(seed)} {board.pnr_opts}".strip()
     overrides = {"synth_opts": board.synth_opts, "nextpnr_opts": nextpnr_opts,
                  "script_after_read": YOSYS_AFTER_READ}
     synthesis = "default"

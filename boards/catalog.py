@@ -47,6 +47,7 @@ class Board:
     platform_path: str = ""     # "module:Class" of the amaranth-boards platform
     baud: int = DEFAULT_BAUD    # host link UART rate (docs/host-protocol.md)
     synth_opts: str = ""        # extra options for the vendor synth_* script
+    pnr_opts: str = ""          # extra options for nextpnr (after the report and seed ones)
     # Commands that program the board, in order of preference (the first whose tool is found is
     # used); the bitstream path is appended.
     programmers: tuple = ()
@@ -97,6 +98,9 @@ BOARDS = {
                    decode_cycles=2, pe_stages=5),
         clock_mhz=25.0,
         platform_path="amaranth_boards.ulx3s:ULX3S_85F_Platform",
+        # Timing-driven placement weighs critical arcs 40 times, not 10 (the default): the same
+        # 12x12 netlist routed at 87.37 MHz instead of 83.20 (docs/benchmarks.md).
+        pnr_opts="--placer-heap-timingweight 40",
         programmers=(("openFPGALoader", "-b", "ulx3s"),)),
 }
 

@@ -214,7 +214,8 @@ def test_ecp5_build_retries_after_the_abc9_bug(tmp_path, monkeypatch, name, abc9
         assert ("LUTs mapped without timing" in "\n".join(report.table())) == abc9_breaks
     assert len(calls) == runs
     assert calls[0] == {"synth_opts": get_board(name).synth_opts,
-                        "nextpnr_opts": "--report report.json --seed 1",
+                        "nextpnr_opts": " ".join(["--report report.json --seed 1",
+                                                  get_board(name).pnr_opts]).strip(),
                         "script_after_read": board_build.YOSYS_AFTER_READ}
     if runs == 2:
         assert calls[1]["script_after_read"] == board_build.YOSYS_AFTER_READ
