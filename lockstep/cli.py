@@ -64,6 +64,11 @@ def add_config_arguments(parser):
                         help="pipeline stages of each PE: 2, or 3 with the multiplier's operands "
                         f"registered (a MATMUL's results land a cycle later) (default "
                         f"{defaults.pe_stages})")
+    parser.add_argument("--vec-read-latency", dest="vec_read_latency", type=int,
+                        default=defaults.vec_read_latency,
+                        help="cycles from a VEC step's SRAM reads to the vector unit: 2, or 3 to "
+                        "register the SRAM rows first (a VEC's writes land a cycle later) "
+                        f"(default {defaults.vec_read_latency})")
 
 
 def config_from_args(args):
@@ -230,14 +235,16 @@ def build_core(board, rows=None, cols=None, vec_lanes=None, vec_mult_cycles=None
                pe_stages=None):
     """The board's core with its array shape overridden by ``rows``/``cols``/``vec_lanes``/
     ``vec_mult_cycles``/``pe_stages`` (each optional; a new shape without ``vec_lanes`` gets
-    min(rows, cols) lanes), every other parameter kept; None when none is given. ConfigError
-    for an invalid shape."""
+    min(rows, cols) lanes; serial lanes get the default ``vec_read_latency``), every other
+    parameter kept; None when none is given. ConfigError for an invalid shape."""
     from dataclasses import replace
     if all(v is None for v in (rows, cols, vec_lanes, vec_mult_cycles, pe_stages)):
         return None
     core = board.core
     if vec_mult_cycles is not None:
-        core = replace(core, vec_mult_cycles=vec_mult_cycles)
+        # A serial lane takes the SRAM outputs directly: the registered reads are DSP lanes'.
+        read = core.vec_read_latency if vec_mult_cycles == 1 else CoreConfig.vec_read_latency
+        core = replace(core, vec_mult_cycles=vec_mult_cycles, vec_read_latency=read)
     if pe_stages is not None:
         core = replace(core, pe_stages=pe_stages)
     if rows is None and cols is None:

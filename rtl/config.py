@@ -8,7 +8,7 @@ from dataclasses import asdict, dataclass, fields
 
 __all__ = ["CoreConfig", "ConfigError", "HOST_READ_LATENCY_CHOICES", "MULT_CYCLES_CHOICES",
            "ACC_WRITE_LATENCY_CHOICES", "DECODE_CYCLES_CHOICES", "PE_STAGES_CHOICES",
-           "shape_name"]
+           "VEC_READ_LATENCY_CHOICES", "shape_name"]
 
 # Widths of the instruction fields that hold addresses and counts (see rtl/isa.py). They bound
 # the depths a configuration may ask for, so they live here, next to the checks that use them.
@@ -33,6 +33,9 @@ DECODE_CYCLES_CHOICES = (1, 2)
 #: Pipeline stages of a processing element (rtl/pe.py): the product register and the sum
 #: register, and with more, registers for the multiplier's operands and a second product one.
 PE_STAGES_CHOICES = (2, 3, 4, 5)
+#: Cycles from a VEC step's SRAM reads to a DSP vector unit's input: the read and the lane
+#: select's register, or with 3 a register for every SRAM's output row in front of the select.
+VEC_READ_LATENCY_CHOICES = (2, 3)
 
 
 def shape_name(rows, cols, vec_lanes=None, vec_mult_cycles=None):
@@ -105,6 +108,14 @@ class CoreConfig:
         that no cycle has a long route on both sides of the multiplier. Each stage delays the
         array's results a cycle (``isa.array_latency``, so each MATMUL's results land a cycle
         later: ``isa.matmul_settle``) and costs 8 or 16 flip-flops per PE.
+    vec_read_latency : int
+        2 (the default): a DSP vector unit's input register takes the lane select of the
+        accumulator SRAM's output row, and the parameter SRAMs' outputs, straight from the
+        block RAMs; 3: those rows are registered first (the accumulator row's register is the
+        one the matrix path reads through anyway), so that a block RAM's clock-to-output is
+        not in front of the select (an ECP5 at 100 MHz). Each VEC's writes land a cycle later
+        (``isa.vec_pipeline_depth``). Needs ``vec_mult_cycles`` = 1: a serial lane takes the
+        SRAM outputs directly.
     """
 
     rows: int = 8
@@ -120,6 +131,7 @@ class CoreConfig:
     acc_write_latency: int = 0
     decode_cycles: int = 1
     pe_stages: int = 2
+    vec_read_latency: int = 2
 
     def __post_init__(self):
         if self.vec_lanes is None and isinstance(self.rows, int) and isinstance(self.cols, int):
@@ -166,11 +178,15 @@ class CoreConfig:
         for name, choices in (("host_read_latency", HOST_READ_LATENCY_CHOICES),
                               ("acc_write_latency", ACC_WRITE_LATENCY_CHOICES),
                               ("decode_cycles", DECODE_CYCLES_CHOICES),
-                              ("pe_stages", PE_STAGES_CHOICES)):
+                              ("pe_stages", PE_STAGES_CHOICES),
+                              ("vec_read_latency", VEC_READ_LATENCY_CHOICES)):
             value = getattr(self, name)
             if value not in choices:
                 raise ConfigError(f"{name} must be one of {', '.join(map(str, choices))}, "
                                   f"not {value}")
+        if self.vec_read_latency != 2 and k != 1:
+            raise ConfigError(f"vec_read_latency {self.vec_read_latency} needs DSP vector lanes: "
+                              f"vec_mult_cycles must be 1, not {k}")
         if self.wgt_depth < self.rows:
             raise ConfigError(
                 f"wgt_depth ({self.wgt_depth}) must hold at least one weight tile "
@@ -233,5 +249,7 @@ class CoreConfig:
             suffix += f"_d{self.decode_cycles}"
         if self.pe_stages != 2:
             suffix += f"_pe{self.pe_stages}"
+        if self.vec_read_latency != 2:
+            suffix += f"_vr{self.vec_read_latency}"
         return (f"r{self.rows}c{self.cols}_a{self.act_depth}_w{self.wgt_depth}"
                 f"_c{self.acc_depth}_q{self.qparam_depth}_p{self.prog_depth}{suffix}")

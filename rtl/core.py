@@ -113,8 +113,8 @@ class LockstepCore(wiring.Component):
       (``isa.matmul_settle``), the accumulator row read in W-3;
     * VEC step j (row j // vec_steps) issued in cycle s+j*K (K = ``cfg.vec_mult_cycles``):
       accumulator and parameter read in s+j*K, lane select, vector unit input in s+j*K+2
-      (s+j*K+1 for a serial unit), activation write in s+j*K+``isa.vec_pipeline_depth`` (8
-      with K = 1; ``isa.vec_settle``);
+      (s+j*K+3 with ``cfg.vec_read_latency`` = 3, s+j*K+1 for a serial unit), activation
+      write in s+j*K+``isa.vec_pipeline_depth`` (8 or 9 with K = 1; ``isa.vec_settle``);
     * weight loads: shadow row j written in s+C+j (rtl/loader.py, started in s, as the swap
       switches PE[j][C-1] in s+C+j).
     """
@@ -278,11 +278,15 @@ class LockstepCore(wiring.Component):
 
         # -- vector path: acc + qparams -> vector unit -> activation write -----------------------
         vec = seq.vec
-        v_valid = _delay(m, vec.valid, 1, "vec_valid")
+        # With cfg.vec_read_latency = 3 the SRAM rows are registered (``v_lag``) before the lane
+        # select, and the issue's fields wait as long.
+        v_lag = cfg.vec_read_latency - READ_LATENCY
+        v_valid = _delay(m, vec.valid, 1 + v_lag, "vec_valid")
         # The issue's fields, in the cycle its SRAM reads come back. A serial unit's step holds
         # them for K >= 4 cycles (the sequencer's payload comes from registers that move only
         # when the next step is issued): no copy needed.
-        v_tag = _delay(m, vec.payload, 1, "vec_tag") if cfg.vec_mult_cycles == 1 else vec.payload
+        v_tag = (_delay(m, vec.payload, 1 + v_lag, "vec_tag") if cfg.vec_mult_cycles == 1
+                 else vec.payload)
         # What a DSP vector unit takes is registered (isa.READ_LATENCY), for the same reason as
         # the activations: the accumulator SRAM's output goes through the lane select first. A
         # serial unit's first stage holds its input for K cycles anyway, and its clock is a
@@ -310,16 +314,21 @@ class LockstepCore(wiring.Component):
                 return value
             return value.word_select(acc_slot, lane_bits * vec_lanes)
 
+        # The registered accumulator row is the matrix path's (``read_row``), a cycle behind.
+        v_acc_row = read_row if v_lag else acc_r.data
+        v_bias, v_mult, v_shift = (
+            _delay(m, port.data, v_lag, f"vec_{name}_row", reset_less=True)
+            for name, port in (("bias", bias_r), ("mult", mult_r), ("shift", shift_r)))
         m.d.comb += [
-            vin.acc.eq(lane_select(acc_r.data, 32)),
-            vin.bias.eq(bias_r.data),
-            vin.mult.eq(mult_r.data),
+            vin.acc.eq(lane_select(v_acc_row, 32)),
+            vin.bias.eq(v_bias),
+            vin.mult.eq(v_mult),
             vin.zero_point.eq(v_tag.zero_point),
             vin.clamp_min.eq(v_tag.clamp_min),
             vin.clamp_max.eq(v_tag.clamp_max),
             vin.tag.eq(Cat(v_tag.act_addr, v_tag.group, v_tag.step)),
         ]
-        shifts = shift_r.data
+        shifts = v_shift
         for j in range(vec_lanes):
             m.d.comb += vin.shift[j].eq(shifts[8 * j:8 * j + 5])
 

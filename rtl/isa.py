@@ -248,9 +248,10 @@ def vec_unit_latency(mult_cycles):
 def vec_pipeline_depth(cfg):
     """Cycles from a VEC step's accumulator read to its activation write landing: the read,
     then the vector unit, 8 in all with DSP multipliers, whose input is registered
-    (READ_LATENCY); a serial lane takes the SRAM's output directly: K + 5."""
+    (READ_LATENCY; ``cfg.vec_read_latency`` = 3 registers the SRAM rows first: 9); a serial
+    lane takes the SRAM's output directly: K + 5."""
     k = cfg.vec_mult_cycles
-    return (READ_LATENCY if k == 1 else 1) + vec_unit_latency(k)
+    return (cfg.vec_read_latency if k == 1 else 1) + vec_unit_latency(k)
 
 
 def load_cost(cfg):

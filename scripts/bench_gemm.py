@@ -31,7 +31,8 @@ from sim.programs import (
 from sim.rtlsim import run_on_rtl
 
 #: The core's timing options a board may set (rtl/config.py); --board copies them.
-PIPELINE_OPTIONS = ("host_read_latency", "acc_write_latency", "decode_cycles", "pe_stages")
+PIPELINE_OPTIONS = ("host_read_latency", "acc_write_latency", "decode_cycles", "pe_stages",
+                    "vec_read_latency")
 
 
 def board_pipeline(board):

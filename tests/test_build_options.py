@@ -66,7 +66,7 @@ def test_vec_mult_cycles_overrides_only_the_vector_multiplier(fake_build):
     assert cli.main(["build", "--board", "ulx3s-85f", "--vec-mult-cycles", "32"]) == 0
     (call,) = fake_build
     own = get_board("ulx3s-85f").core
-    assert call["core"] == replace(own, vec_mult_cycles=32)
+    assert call["core"] == replace(own, vec_mult_cycles=32, vec_read_latency=2)
     assert Path(call["build_dir"]) == Path(
         f"build/boards/ulx3s-85f-{own.rows}x{own.cols}v{own.vec_lanes}s32")
 

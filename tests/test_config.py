@@ -30,6 +30,9 @@ from rtl.hostmap import HostMap, Reg, Region
     (dict(decode_cycles=0), "decode_cycles must be one of 1, 2, not 0"),
     (dict(pe_stages=1), "pe_stages must be one of 2, 3, 4, 5, not 1"),
     (dict(pe_stages=6), "pe_stages must be one of 2, 3, 4, 5, not 6"),
+    (dict(vec_read_latency=1), "vec_read_latency must be one of 2, 3, not 1"),
+    (dict(vec_read_latency=3, vec_mult_cycles=8),
+     "vec_read_latency 3 needs DSP vector lanes: vec_mult_cycles must be 1, not 8"),
 ])
 def test_invalid_configurations_are_refused_with_one_line(kwargs, message):
     with pytest.raises(ConfigError, match=message) as info:
@@ -113,6 +116,6 @@ def test_pipeline_options_are_in_the_name():
     """Build caches are keyed by the name: every timing option must change it."""
     names = {CoreConfig(**kwargs).name for kwargs in (
         {}, {"host_read_latency": 3}, {"acc_write_latency": 1}, {"decode_cycles": 2},
-        {"pe_stages": 3},
+        {"pe_stages": 3}, {"vec_read_latency": 3},
         {"host_read_latency": 3, "acc_write_latency": 1, "decode_cycles": 2})}
-    assert len(names) == 6
+    assert len(names) == 7

@@ -15,7 +15,8 @@ from sim.runner import run_cocotb
 
 #: The pipeline of the ULX3S core (boards/catalog.py): the extra registers for a 100 MHz clock.
 FAST_CLOCK = {name: getattr(BOARDS["ulx3s-85f"].core, name)
-              for name in ("host_read_latency", "acc_write_latency", "decode_cycles", "pe_stages")}
+              for name in ("host_read_latency", "acc_write_latency", "decode_cycles", "pe_stages",
+                           "vec_read_latency")}
 
 #: Three-stage PEs alone (rtl/pe.py).
 PE3 = {"pe_stages": 3}

@@ -109,6 +109,9 @@ def test_fast_clock_pipeline_timing():
                 "wait": [wait, halt], "mm, mm": [mm, mm, halt]}
     extra = {  # (decode_cycles = 2, acc_write_latency = 1) over the default
         "mm, vec": (1, 1), "vec, mm": (1, 1), "vec": (1, 0), "wait": (1, 0), "mm, mm": (1, 1)}
+    # vec_read_latency = 3: a VEC's writes land a cycle later, which the next MATMUL and HALT
+    # wait for.
+    waits_for_vec = {"mm, vec": 1, "vec, mm": 1, "vec": 1, "wait": 0, "mm, mm": 0}
     for name, program in programs.items():
         plain = predict_cycles(base, program)
         decode, accw = extra[name]
@@ -121,6 +124,8 @@ def test_fast_clock_pipeline_timing():
         assert predict_cycles(every, program) == plain + decode + 2 * accw, name
         deepest = replace(both, pe_stages=5)
         assert predict_cycles(deepest, program) == plain + decode + 4 * accw, name
+        vec_read = replace(base, vec_read_latency=3)
+        assert predict_cycles(vec_read, program) == plain + waits_for_vec[name], name
 
 
 def test_faults_stop_before_executing():
