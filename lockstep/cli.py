@@ -36,39 +36,25 @@ def add_config_arguments(parser):
             ("wgt_depth", "weight SRAM rows"),
             ("acc_depth", "accumulator SRAM rows"),
             ("qparam_depth", "requantisation parameter SRAM rows"),
-            ("prog_depth", "program SRAM instructions")):
+            ("prog_depth", "program SRAM instructions"),
+            ("vec_mult_cycles", "cycles per requantisation multiply: 1 (DSP multipliers) or 4, "
+             "8, 16, 32 (serial, in logic)"),
+            ("host_read_latency", "cycles per host port read: 2, or 3 to register every SRAM "
+             "output before the word select"),
+            ("acc_write_latency", "registers between the accumulator add and its SRAM write: 0, "
+             "or 1 (a MATMUL's results land a cycle later)"),
+            ("decode_cycles", "cycles the sequencer decodes a word in: 1, or 2 (a run takes a "
+             "cycle more)"),
+            ("pe_stages", "pipeline stages of each PE, 2 to 5: registers for the multiplier's "
+             "operands and product (each a cycle more before a MATMUL's results land)"),
+            ("vec_read_latency", "cycles from a VEC step's SRAM reads to the vector unit: 2, or "
+             "3 to register the SRAM rows first (a VEC's writes land a cycle later)")):
         parser.add_argument("--" + name.replace("_", "-"), dest=name, type=int,
                             default=getattr(defaults, name),
                             help=f"{help_text} (default {getattr(defaults, name)})")
     parser.add_argument("--vec-lanes", dest="vec_lanes", type=int, default=None,
                         help="vector unit lanes; fewer take several cycles per VEC row "
                         "(default min(rows, cols))")
-    parser.add_argument("--vec-mult-cycles", dest="vec_mult_cycles", type=int,
-                        default=defaults.vec_mult_cycles,
-                        help="cycles per requantisation multiply: 1 (DSP multipliers) or 4, 8, "
-                        "16, 32 (serial, in logic) (default 1)")
-    parser.add_argument("--host-read-latency", dest="host_read_latency", type=int,
-                        default=defaults.host_read_latency,
-                        help="cycles per host port read: 2, or 3 to register every SRAM output "
-                        f"before the word select (default {defaults.host_read_latency})")
-    parser.add_argument("--acc-write-latency", dest="acc_write_latency", type=int,
-                        default=defaults.acc_write_latency,
-                        help="registers between the accumulator add and its SRAM write: 0, or 1 "
-                        f"(a MATMUL's results land a cycle later) (default "
-                        f"{defaults.acc_write_latency})")
-    parser.add_argument("--decode-cycles", dest="decode_cycles", type=int,
-                        default=defaults.decode_cycles,
-                        help="cycles the sequencer decodes a word in: 1, or 2 (a run takes a "
-                        f"cycle more) (default {defaults.decode_cycles})")
-    parser.add_argument("--pe-stages", dest="pe_stages", type=int, default=defaults.pe_stages,
-                        help="pipeline stages of each PE: 2, or 3 with the multiplier's operands "
-                        f"registered (a MATMUL's results land a cycle later) (default "
-                        f"{defaults.pe_stages})")
-    parser.add_argument("--vec-read-latency", dest="vec_read_latency", type=int,
-                        default=defaults.vec_read_latency,
-                        help="cycles from a VEC step's SRAM reads to the vector unit: 2, or 3 to "
-                        "register the SRAM rows first (a VEC's writes land a cycle later) "
-                        f"(default {defaults.vec_read_latency})")
 
 
 def config_from_args(args):
