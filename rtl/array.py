@@ -209,8 +209,8 @@ class SystolicArray(wiring.Component):
                 psum = delayed
             m.d.comb += self.y.payload[c].eq(psum)
         # The bottom-right PE sees each vector last; its registered valid bit, delayed by the
-        # stages after the first (the product register, and the operand registers with 3),
-        # lines up with the de-skewed results.
+        # PE's stages after the first (its operand and product registers), lines up with the
+        # de-skewed results.
         y_valid = pe[rows - 1][cols - 1].a_out.valid
         for k in range(1, self.pe_stages):
             delayed = Signal(name=f"y_valid_{k}")
