@@ -16,10 +16,11 @@ builds meet (``lockstep build --board NAME`` reports the achieved Fmax):
 * ULX3S 85F (LFE5U-85F, 25 MHz): a 12x12 array (144 MULT18X18D) with 3 vector lanes (12 more,
   156/156), each VEC row taking 4 cycles, and the registers of a fast clock: three-cycle host
   reads (every SRAM output row registered before the host's word select), the accumulator sum
-  registered before its write, a two-cycle decode, and five-stage PEs (the multiplier's operands
-  and product registered twice, so registers can sit beside a DSP far from its PE). Routed at
-  83.20 MHz (placer seed 1) in 10325 LUTs and 113/208 DP16KD (docs/benchmarks.md, "The ECP5 at
-  100 MHz"); its build takes a quarter of an hour or more.
+  registered before its write, a two-cycle decode, five-stage PEs (the multiplier's operands
+  and product registered twice, so registers can sit beside a DSP far from its PE) and the
+  vector unit's SRAM rows registered before its lane select. Routed at 82.44 MHz (placer seed
+  1; 86.56 without the vector read registers) in 10304 LUTs and 113/208 DP16KD
+  (docs/benchmarks.md, "The ECP5 at 100 MHz"); its build takes a quarter of an hour or more.
 """
 
 import importlib
@@ -99,7 +100,7 @@ BOARDS = {
         clock_mhz=25.0,
         platform_path="amaranth_boards.ulx3s:ULX3S_85F_Platform",
         # Timing-driven placement weighs critical arcs 40 times, not 10 (the default): the same
-        # 12x12 netlist routed at 87.37 MHz instead of 83.20 (docs/benchmarks.md).
+        # 12x12 netlist (five-stage PEs) routed at 87.37 MHz instead of 83.20 (docs/benchmarks.md).
         pnr_opts="--placer-heap-timingweight 40",
         programmers=(("openFPGALoader", "-b", "ulx3s"),)),
 }
