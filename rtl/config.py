@@ -8,7 +8,7 @@ from dataclasses import asdict, dataclass, fields
 
 __all__ = ["CoreConfig", "ConfigError", "HOST_READ_LATENCY_CHOICES", "MULT_CYCLES_CHOICES",
            "ACC_WRITE_LATENCY_CHOICES", "DECODE_CYCLES_CHOICES", "PE_STAGES_CHOICES",
-           "VEC_READ_LATENCY_CHOICES", "shape_name"]
+           "VEC_READ_LATENCY_CHOICES", "TIMING_OPTIONS", "shape_name"]
 
 # Widths of the instruction fields that hold addresses and counts (see rtl/isa.py). They bound
 # the depths a configuration may ask for, so they live here, next to the checks that use them.
@@ -36,6 +36,15 @@ PE_STAGES_CHOICES = (2, 3, 4, 5)
 #: Cycles from a VEC step's SRAM reads to a DSP vector unit's input: the read and the lane
 #: select's register, or with 3 a register for every SRAM's output row in front of the select.
 VEC_READ_LATENCY_CHOICES = (2, 3)
+#: The options that add registers for a fast clock (each changes some cycle counts, see
+#: rtl/isa.py), with their choices; the first choice is the default.
+TIMING_OPTIONS = {
+    "host_read_latency": HOST_READ_LATENCY_CHOICES,
+    "acc_write_latency": ACC_WRITE_LATENCY_CHOICES,
+    "decode_cycles": DECODE_CYCLES_CHOICES,
+    "pe_stages": PE_STAGES_CHOICES,
+    "vec_read_latency": VEC_READ_LATENCY_CHOICES,
+}
 
 
 def shape_name(rows, cols, vec_lanes=None, vec_mult_cycles=None):
@@ -175,11 +184,7 @@ class CoreConfig:
         if k not in MULT_CYCLES_CHOICES:
             raise ConfigError(f"vec_mult_cycles must be one of "
                               f"{', '.join(map(str, MULT_CYCLES_CHOICES))}, not {k}")
-        for name, choices in (("host_read_latency", HOST_READ_LATENCY_CHOICES),
-                              ("acc_write_latency", ACC_WRITE_LATENCY_CHOICES),
-                              ("decode_cycles", DECODE_CYCLES_CHOICES),
-                              ("pe_stages", PE_STAGES_CHOICES),
-                              ("vec_read_latency", VEC_READ_LATENCY_CHOICES)):
+        for name, choices in TIMING_OPTIONS.items():
             value = getattr(self, name)
             if value not in choices:
                 raise ConfigError(f"{name} must be one of {', '.join(map(str, choices))}, "

@@ -19,7 +19,7 @@ import numpy as np
 
 from boards.catalog import BOARDS
 from rtl import isa
-from rtl.config import ConfigError, CoreConfig
+from rtl.config import TIMING_OPTIONS, ConfigError, CoreConfig
 from sim.model import CoreState, run
 from sim.programs import (
     ceil_div,
@@ -31,8 +31,7 @@ from sim.programs import (
 from sim.rtlsim import run_on_rtl
 
 #: The core's timing options a board may set (rtl/config.py); --board copies them.
-PIPELINE_OPTIONS = ("host_read_latency", "acc_write_latency", "decode_cycles", "pe_stages",
-                    "vec_read_latency")
+PIPELINE_OPTIONS = tuple(TIMING_OPTIONS)
 
 
 def board_pipeline(board):

@@ -2,7 +2,7 @@
 
 import pytest
 
-from rtl.config import ConfigError, CoreConfig
+from rtl.config import TIMING_OPTIONS, ConfigError, CoreConfig
 from rtl.hostmap import HostMap, Reg, Region
 
 
@@ -119,3 +119,10 @@ def test_pipeline_options_are_in_the_name():
         {"pe_stages": 3}, {"vec_read_latency": 3},
         {"host_read_latency": 3, "acc_write_latency": 1, "decode_cycles": 2})}
     assert len(names) == 7
+
+
+def test_timing_options_default_to_their_first_choice():
+    """rtl.config.TIMING_OPTIONS says so; the boards' fast-clock cores set the others."""
+    defaults = CoreConfig()
+    for name, choices in TIMING_OPTIONS.items():
+        assert getattr(defaults, name) == choices[0], name
