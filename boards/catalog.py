@@ -19,7 +19,7 @@ builds meet (``lockstep build --board NAME`` reports the achieved Fmax):
   registered before its write, a two-cycle decode, five-stage PEs (the multiplier's operands
   and product registered twice, so registers can sit beside a DSP far from its PE) and the
   vector unit's SRAM rows registered before its lane select. Routed at 82.44 MHz (placer seed
-  1; 86.56 without the vector read registers) in 10304 LUTs and 113/208 DP16KD
+  1; 77.42 and 85.89 with seeds 2 and 3) in 10304 LUTs and 113/208 DP16KD
   (docs/benchmarks.md, "The ECP5 at 100 MHz"); its build takes a quarter of an hour or more.
 """
 
