@@ -226,6 +226,11 @@ class CoreConfig:
         return shape_name(self.rows, self.cols, self.vec_lanes, self.vec_mult_cycles)
 
     @property
+    def timing(self):
+        """The values of this configuration's :data:`TIMING_OPTIONS`, by name (a dict)."""
+        return {name: getattr(self, name) for name in TIMING_OPTIONS}
+
+    @property
     def macs_per_cycle(self):
         return self.rows * self.cols
 

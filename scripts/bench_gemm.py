@@ -30,14 +30,6 @@ from sim.programs import (
 )
 from sim.rtlsim import run_on_rtl
 
-#: The core's timing options a board may set (rtl/config.py); --board copies them.
-PIPELINE_OPTIONS = tuple(TIMING_OPTIONS)
-
-
-def board_pipeline(board):
-    """The timing options of ``board``'s core (boards/catalog.py), for :func:`measure`."""
-    return {name: getattr(board.core, name) for name in PIPELINE_OPTIONS}
-
 
 def gemm_config(rows, cols, m, k, n, pipeline=None):
     """The smallest core of this array shape whose SRAMs hold the whole GEMM, with the timing
@@ -74,7 +66,7 @@ def measure(rows, cols, m, k, n, simulator="verilator", seed=1, pipeline=None):
     macs = m * k * n
     return {
         "rows": cfg.rows, "cols": cfg.cols, "m": m, "k": k, "n": n,
-        **{name: getattr(cfg, name) for name in PIPELINE_OPTIONS},
+        **cfg.timing,
         "cycles": rtl.cycles, "predicted_cycles": predicted.cycles,
         "macs": macs, "mac_cycles": rtl.mac_cycles,
         "utilization": macs / (rtl.cycles * cfg.rows * cfg.cols),
@@ -103,11 +95,11 @@ def main(argv=None):
     parser.add_argument("--seed", type=int, default=1)
     parser.add_argument("--board", choices=sorted(BOARDS),
                         help="use that board's core timing options (" + ", ".join(
-                            PIPELINE_OPTIONS) + "); the array shape stays --rows x --cols")
+                            TIMING_OPTIONS) + "); the array shape stays --rows x --cols")
     parser.add_argument("--json", action="store_true", help="print one JSON object")
     args = parser.parse_args(argv)
 
-    pipeline = board_pipeline(BOARDS[args.board]) if args.board else None
+    pipeline = BOARDS[args.board].core.timing if args.board else None
     try:
         result = measure(args.rows, args.cols, args.m, args.k, args.n,
                          simulator=args.simulator, seed=args.seed, pipeline=pipeline)

@@ -9,12 +9,12 @@ import json
 import pytest
 
 from boards.catalog import BOARDS
-from rtl.config import TIMING_OPTIONS, CoreConfig
+from rtl.config import CoreConfig
 from rtl.core import LockstepCore
 from sim.runner import run_cocotb
 
 #: The pipeline of the ULX3S core (boards/catalog.py): the extra registers for a 100 MHz clock.
-FAST_CLOCK = {name: getattr(BOARDS["ulx3s-85f"].core, name) for name in TIMING_OPTIONS}
+FAST_CLOCK = BOARDS["ulx3s-85f"].core.timing
 
 #: Three-stage PEs alone (rtl/pe.py).
 PE3 = {"pe_stages": 3}
