@@ -95,7 +95,7 @@ BOARDS = {
     "ulx3s-85f": Board(
         "ulx3s-85f", "LFE5U-85F",
         CoreConfig(rows=12, cols=12, vec_lanes=3, act_depth=4096, wgt_depth=8192, acc_depth=1024,
-                   qparam_depth=64, prog_depth=2048, host_read_latency=3, acc_write_latency=1,
+                   qparam_depth=64, prog_depth=2048, host_read_latency=4, acc_write_latency=1,
                    decode_cycles=2, pe_stages=5, vec_read_latency=3),
         clock_mhz=25.0,
         platform_path="amaranth_boards.ulx3s:ULX3S_85F_Platform",

@@ -23,8 +23,9 @@ MAX_LANES = 64
 #: input overwrites only K cycles later).
 MULT_CYCLES_CHOICES = (1, 4, 8, 16, 32)
 #: Cycles a host read may take (rtl/hostbus.py): the SRAM read and the word's register beside
-#: the SRAMs, or with 3 a register for every SRAM's output row between them.
-HOST_READ_LATENCY_CHOICES = (2, 3)
+#: the SRAMs, or with 3 a register for every SRAM's output row between them, or with 4 that and
+#: every access decoded into registers first (each access, writes and START too, a cycle later).
+HOST_READ_LATENCY_CHOICES = (2, 3, 4)
 #: Registers between the accumulator add and the accumulator SRAM's write port.
 ACC_WRITE_LATENCY_CHOICES = (0, 1)
 #: Cycles the sequencer spends decoding a word: the checks in one, or the fields' compares and
@@ -96,7 +97,12 @@ class CoreConfig:
         host's 32-bit word straight from the SRAM's output and registers it; 3 registers every
         SRAM's output row first, then selects the word from those registers, so that a block
         RAM's output goes straight into a flip-flop (an ECP5 at 100 MHz: the DP16KD's clock to
-        output is 5.6 ns of the 10). It costs a flip-flop per SRAM output bit.
+        output is 5.6 ns of the 10). It costs a flip-flop per SRAM output bit. 4 decodes every
+        access into registers first, which act a cycle later: the SRAMs' write enables, address
+        and data come from flip-flops rather than from the address compares (the SRAM banks
+        are spread over the chip). The whole port is then a cycle late, writes and START
+        included (busy from the third cycle after the CTRL write), and keeps its order. About
+        a hundred flip-flops.
     acc_write_latency : int
         0 (the default): a MATMUL row's sum with its accumulator row is written in the cycle it
         is added; 1: the sum is registered and written a cycle later, so that the add does not

@@ -8,7 +8,7 @@ from amaranth.lib.wiring import In, Out
 from .array import SystolicArray
 from .config import ADDR_FIELD_BITS, GROUP_FIELD_BITS
 from .hostbus import HostBusSignature
-from .hostmap import DATA_BITS, REGION_BITS, STATUS_ERROR_SHIFT, HostMap, Reg, Region
+from .hostmap import DATA_BITS, QPARAM_FIELDS, REGION_BITS, STATUS_ERROR_SHIFT, HostMap, Reg, Region
 from .isa import READ_LATENCY, array_latency
 from .loader import WeightLoader
 from .sequencer import ERROR_BITS, Sequencer, vec_step_bits
@@ -168,51 +168,74 @@ class LockstepCore(wiring.Component):
         m.d.comb += [self.busy.eq(seq.busy), self.done.eq(seq.done), self.error.eq(seq.error)]
 
         # -- host address decode ----------------------------------------------------------------
+        # With cfg.host_read_latency = 4 every host access is decoded in the bus cycle and acts a
+        # cycle later, from registers (``staged``): an SRAM's write enables come from flip-flops
+        # of their own rather than from the address compares, and the SRAM banks are spread
+        # over the chip. Reads, writes and START keep their order: the whole port is a cycle
+        # late, as if the bus had one more register.
         host = self.host
         word = host.addr[:hmap.word_bits]
         row = host.addr[hmap.word_bits:hmap.word_bits + hmap.row_bits]
         region = host.addr[hmap.word_bits + hmap.row_bits:]
         assert len(region) == REGION_BITS
+        decode_stage = cfg.host_read_latency - 3 if cfg.host_read_latency > 3 else 0
+
+        def staged(value, name, reset_less=False):
+            return _delay(m, value, decode_stage, f"host_{name}", reset_less=reset_less)
 
         def host_hits(r):
             return ((region == r) & _below(row, hmap.depth(r))
                     & _below(word, hmap.words_per_row(r)))
 
-        host_write = host.w_en & ~busy
+        h_row, h_word, h_data = (staged(value, name, reset_less=True)
+                                 for name, value in (("row", row), ("word", word),
+                                                     ("w_data", host.w_data)))
 
-        def host_write_port(port, r, lanes_per_word, lane_count):
-            """Drive ``port`` from the host: ``lanes_per_word`` write lanes per 32-bit word."""
-            lane_bits = DATA_BITS // lanes_per_word if lanes_per_word else DATA_BITS
-            copies = -(-lane_count * lane_bits // DATA_BITS)
+        def write_enables(r, lanes_per_word, lane_count):
+            """The write lanes of region ``r`` that this access writes, ``lanes_per_word`` to a
+            32-bit word, as the SRAM sees them."""
+            lanes = Cat(lane // max(1, lanes_per_word) == word for lane in range(lane_count))
+            return staged(Mux(host.w_en & host_hits(r), lanes, 0), f"{r.name.lower()}_w_en")
+
+        def host_write_port(port, enables, lane_bits):
+            """Drive ``port`` from the host: ``enables`` (write_enables), ``lane_bits`` wide."""
+            copies = -(-len(enables) * lane_bits // DATA_BITS)
             m.d.comb += [
-                port.addr.eq(row),
-                port.data.eq(Cat(*[host.w_data] * copies)[:len(port.data)]),
+                port.addr.eq(h_row),
+                port.data.eq(Cat(*[h_data] * copies)[:len(port.data)]),
             ]
-            with m.If(host_write & host_hits(r)):
-                for lane in range(lane_count):
-                    m.d.comb += port.en[lane].eq(lane // max(1, lanes_per_word) == word)
+            with m.If(~busy):        # writes are dropped while the core runs
+                m.d.comb += port.en.eq(enables)
 
         # The start is registered: the host port's decode and the sequencer's clearing of its
         # registers each get a cycle (so the core is busy from the second cycle after the CTRL
-        # write, docs/isa.md).
+        # write, docs/isa.md; a cycle later with the decode stage).
         start = Signal()
-        m.d.sync += start.eq(host.w_en & (region == Region.CTRL) & (row == 0)
-                             & (word == Reg.CTRL) & host.w_data[0])
+        m.d.sync += start.eq(staged(host.w_en & (region == Region.CTRL) & (row == 0)
+                                    & (word == Reg.CTRL) & host.w_data[0], "start"))
         m.d.comb += seq.start.eq(start)
 
-        host_write_port(prog_w, Region.PROG, 1, 2)
-        host_write_port(wgt_w, Region.WGT, 4, cols)
+        # Computed here, outside the port multiplexing's If/Else, so that every staged register
+        # is clocked in every cycle.
+        act_enables = write_enables(Region.ACT, 4, rows)
+        acc_enables = write_enables(Region.ACC, 1, cols)
+        host_write_port(prog_w, write_enables(Region.PROG, 1, 2), 32)
+        host_write_port(wgt_w, write_enables(Region.WGT, 4, cols), 8)
 
         # QPARAM words: 4 per channel (bias, mult, shift, reserved).
         channel, kind = word[2:], word[:2]
         channel_slot = Array(Const(c // vec_lanes, range(qslots)) for c in range(cols))
         channel_lane = Array(Const(c % vec_lanes, range(vec_lanes)) for c in range(cols))
-        host_q_addr = _row_slot(row, channel_slot[channel], qslots)
+        host_q_addr = staged(_row_slot(row, channel_slot[channel], qslots), "q_addr",
+                             reset_less=True)
         for port, k, lane_bits in ((bias_w, 0, 32), (mult_w, 1, 32), (shift_w, 2, 8)):
+            lanes = (Const(1, vec_lanes) << channel_lane[channel])[:vec_lanes]
+            enables = staged(Mux(host.w_en & host_hits(Region.QPARAM) & (kind == k), lanes, 0),
+                             f"{QPARAM_FIELDS[k]}_w_en")
             m.d.comb += [port.addr.eq(host_q_addr),
-                         port.data.eq(Cat(*[host.w_data[:lane_bits]] * vec_lanes))]
-            with m.If(host_write & host_hits(Region.QPARAM) & (kind == k)):
-                m.d.comb += port.en.eq(1 << channel_lane[channel])
+                         port.data.eq(Cat(*[h_data[:lane_bits]] * vec_lanes))]
+            with m.If(~busy):
+                m.d.comb += port.en.eq(enables)
 
         # -- matrix path: activation read -> array -> accumulate into acc ------------------------
         mm = seq.mm
@@ -363,11 +386,11 @@ class LockstepCore(wiring.Component):
                         m.d.comb += act_w.en.eq(((1 << vec_lanes) - 1) << (i * vec_lanes))
         with m.Else():
             for port in (prog_r, act_r, wgt_r, acc_r):
-                m.d.comb += port.addr.eq(row)
+                m.d.comb += port.addr.eq(h_row)
             for port in (bias_r, mult_r, shift_r):
                 m.d.comb += port.addr.eq(host_q_addr)
-            host_write_port(act_w, Region.ACT, 4, rows)
-            host_write_port(acc_w, Region.ACC, 1, cols)
+            host_write_port(act_w, act_enables, 8)
+            host_write_port(acc_w, acc_enables, 32)
 
         wiring.connect(m, loader.w, array.w)
         m.d.comb += [
@@ -384,8 +407,11 @@ class LockstepCore(wiring.Component):
         # the SRAMs: a block RAM's output must not travel to the host link in the same cycle.
         # With a latency of 3, each SRAM's output row is registered first (``lag``), and the word
         # is selected from those registers a cycle later: on an ECP5 at 100 MHz, a block RAM's
-        # clock-to-output leaves too little of the cycle for the selection behind it.
-        lag = cfg.host_read_latency - 2
+        # clock-to-output leaves too little of the cycle for the selection behind it. A latency
+        # of 4 is that and the decode stage in front of the SRAMs.
+        lag = cfg.host_read_latency - 2 - decode_stage
+        h_read = staged(host.r_en & Cat(host_hits(r) for r in Region).any(), "r_hit")
+        h_ctrl = staged(region == Region.CTRL, "r_ctrl")
         r_region = Signal(REGION_BITS)
         r_word = Signal(hmap.word_bits)
         r_hit = Signal()
@@ -393,13 +419,12 @@ class LockstepCore(wiring.Component):
         r_data = Signal(DATA_BITS)
         r_valid = Signal()
         m.d.sync += [
-            r_valid.eq(host.r_en),
+            r_valid.eq(staged(host.r_en, "r_en")),
             host.r_valid.eq(_delay(m, r_valid, lag, "host_r_valid")),
             host.r_data.eq(r_data),
-            r_region.eq(region),
-            r_word.eq(word),
-            r_hit.eq(host.r_en & Cat(host_hits(r) for r in Region).any()
-                     & ((region == Region.CTRL) | ~busy)),
+            r_region.eq(staged(region, "region", reset_less=True)),
+            r_word.eq(h_word),
+            r_hit.eq(h_read & (h_ctrl | ~busy)),
         ]
         status = Cat(seq.busy, seq.done, Const(0, STATUS_ERROR_SHIFT - 2), seq.error)
         registers = {
@@ -407,7 +432,7 @@ class LockstepCore(wiring.Component):
             Reg.MAC_CYCLES: seq.mac_cycles, Reg.INSTRET: seq.instret, Reg.ERR_PC: seq.err_pc,
         }
         registers.update(hmap.register_values())
-        with m.Switch(word):
+        with m.Switch(h_word):
             for reg, value in registers.items():
                 with m.Case(reg):
                     m.d.sync += r_reg.eq(value)

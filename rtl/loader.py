@@ -26,7 +26,10 @@ class WeightLoader(wiring.Component):
 
     Timing: a start in cycle s writes shadow row j at the end of cycle s + C + j (j < R). The
     wait of C cycles lets the previous tile's swap reach the array's last column before its
-    shadows are overwritten; see docs/architecture.md ("weight double-buffering").
+    shadows are overwritten; see docs/architecture.md ("weight double-buffering"). With C >= 2
+    row j is read in s + C - 2 + j and its data registered before the write (the weight SRAM's
+    banks are spread over the chip, and a block RAM's clock-to-output is slow: the data gets a
+    cycle to reach the array), with C = 1 read in s + j and written from the read port.
     """
 
     def __init__(self, cfg):
@@ -43,9 +46,11 @@ class WeightLoader(wiring.Component):
         m = Module()
         rows, cols = self.cfg.rows, self.cfg.cols
 
-        # Delay the start by C - 1 cycles; the read port adds the last one.
+        # Delay the start by C - 1 cycles, or C - 2 and a register for the read's data; the read
+        # port adds the last one.
+        registered = cols >= 2
         valid, addr = self.start.valid, self.start.payload
-        for stage in range(cols - 1):
+        for stage in range(cols - 1 - registered):
             next_valid = Signal(name=f"delay{stage}_valid")
             next_addr = Signal.like(addr, name=f"delay{stage}_addr")
             m.d.sync += [next_valid.eq(valid), next_addr.eq(addr)]
@@ -73,9 +78,16 @@ class WeightLoader(wiring.Component):
             out_valid.eq(valid | active),
             out_sel.eq(Mux(valid, 0, row)),
         ]
+        out_row = self.rd_data
+        if registered:
+            late_valid = Signal()
+            late_sel = Signal.like(out_sel)
+            late_row = Signal.like(out_row, reset_less=True)
+            m.d.sync += [late_valid.eq(out_valid), late_sel.eq(out_sel), late_row.eq(out_row)]
+            out_valid, out_sel, out_row = late_valid, late_sel, late_row
         m.d.comb += [
             self.w.valid.eq(out_valid),
             self.w.payload.sel.eq(out_sel),
-            self.w.payload.row.eq(self.rd_data),
+            self.w.payload.row.eq(out_row),
         ]
         return m

@@ -25,7 +25,7 @@ from rtl.hostmap import HostMap, Reg, Region
     (dict(vec_mult_cycles=0), "vec_mult_cycles must be one of"),
     (dict(vec_mult_cycles=64), "vec_mult_cycles must be one of"),
     (dict(vec_mult_cycles=True), "vec_mult_cycles must be an integer"),
-    (dict(host_read_latency=4), "host_read_latency must be one of 2, 3, not 4"),
+    (dict(host_read_latency=5), "host_read_latency must be one of 2, 3, 4, not 5"),
     (dict(acc_write_latency=2), "acc_write_latency must be one of 0, 1, not 2"),
     (dict(decode_cycles=0), "decode_cycles must be one of 1, 2, not 0"),
     (dict(pe_stages=1), "pe_stages must be one of 2, 3, 4, 5, not 1"),
