@@ -39,8 +39,9 @@ def add_config_arguments(parser):
             ("prog_depth", "program SRAM instructions"),
             ("vec_mult_cycles", "cycles per requantisation multiply: 1 (DSP multipliers) or 4, "
              "8, 16, 32 (serial, in logic)"),
-            ("host_read_latency", "cycles per host port read: 2, or 3 to register every SRAM "
-             "output before the word select"),
+            ("host_read_latency", "cycles per host port read: 2, 3 to register every SRAM "
+             "output before the word select, or 4 to decode each access into registers too "
+             "(every access, START included, a cycle later)"),
             ("acc_write_latency", "registers between the accumulator add and its SRAM write: 0, "
              "or 1 (a MATMUL's results land a cycle later)"),
             ("decode_cycles", "cycles the sequencer decodes a word in: 1, or 2 (a run takes a "

@@ -28,7 +28,9 @@ class HostBusSignature(wiring.Signature):
     ``cfg.host_read_latency`` cycles: 2 is the SRAM read, then a
     register next to the SRAMs for the selected word, so that no block RAM output has to reach
     the host in the cycle it appears; 3 puts a register for each SRAM's whole output row
-    between the two. ``r_data`` is 0 in cycles without ``r_valid``.
+    between the two; 4 adds a cycle in front, in which every access is decoded into registers
+    that act in the next cycle (writes and START a cycle later too, in the order they came).
+    ``r_data`` is 0 in cycles without ``r_valid``.
     SRAM accesses take effect only while the core is idle (writes are dropped and reads
     return 0 while it runs); the control registers answer at any time.
     """

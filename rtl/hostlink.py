@@ -303,7 +303,7 @@ class HostLink(wiring.Component):
                     m.next = "READ_WAIT"
 
             with m.State("READ_WAIT"):
-                # cfg.host_read_latency cycles after r_en (2 or 3); the transmitter is still busy
+                # cfg.host_read_latency cycles after r_en (2 to 4); the transmitter is still busy
                 # with the previous byte, so the wait costs the line nothing.
                 with m.If(bus.r_valid):
                     m.d.sync += word.eq(bus.r_data)

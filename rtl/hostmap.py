@@ -32,7 +32,8 @@ class Region(IntEnum):
 class Reg(IntEnum):
     """Registers in Region.CTRL. Only CTRL is writable; everything is readable at any time."""
     CTRL = 0        # write CTRL_START to start the program at address 0 (busy from the
-    #                 second cycle after the write; ignored while busy)
+    #                 second cycle after the write, the third with host_read_latency 4;
+    #                 ignored while busy)
     STATUS = 1      # busy (bit 0), done (bit 1), error code (bits 11:8)
     CYCLES = 2      # cycles from START to the end of the program (HALT or error)
     MAC_CYCLES = 3  # cycles in which a vector entered the array (useful MAC cycles)
