@@ -14,12 +14,13 @@ builds meet (``lockstep build --board NAME`` reports the achieved Fmax):
   multipliers must keep one row: ``synth_ice40 -dsp`` (Yosys 0.70) packs a multi-row array's
   generic multipliers into a wrong netlist.
 * ULX3S 85F (LFE5U-85F, 25 MHz): a 12x12 array (144 MULT18X18D) with 3 vector lanes (12 more,
-  156/156), each VEC row taking 4 cycles, and the registers of a fast clock: three-cycle host
-  reads (every SRAM output row registered before the host's word select), the accumulator sum
+  156/156), each VEC row taking 4 cycles, and the registers of a fast clock: four-cycle host
+  reads (every access decoded into registers, a cycle before it acts, and every SRAM output row
+  registered before the host's word select), the accumulator sum
   registered before its write, a two-cycle decode, five-stage PEs (the multiplier's operands
   and product registered twice, so registers can sit beside a DSP far from its PE) and the
-  vector unit's SRAM rows registered before its lane select. Routed at 82.44 MHz (placer seed
-  1; 77.42 and 85.89 with seeds 2 and 3) in 10304 LUTs and 113/208 DP16KD
+  vector unit's SRAM rows registered before its lane select. Routed at 93.27 MHz (placer seed
+  1; SEEDS) in 10344 LUTs and 113/208 DP16KD
   (docs/benchmarks.md, "The ECP5 at 100 MHz"); its build takes a quarter of an hour or more.
 """
 
