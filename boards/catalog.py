@@ -9,8 +9,8 @@ builds meet (``lockstep build --board NAME`` reports the achieved Fmax):
 
 * iCEBreaker (iCE40UP5K, 12 MHz): an 8x2 array, 16 MACs on all 8 SB_MAC16, two PEs to each
   (rtl/dsp.py), and one vector lane with a serial multiplier in logic (``vec_mult_cycles`` =
-  32: a VEC row takes 2 x 32 cycles); routed at 37.97 MHz (placer seed 1; 36.10 and 35.06 with
-  seeds 2 and 3) in 4452/5280 LCs and 25/30 EBRs (docs/benchmarks.md). Arrays with inferred
+  32: a VEC row takes 2 x 32 cycles); routed at 35.51 MHz (placer seed 1, 2026-12-02) in
+  4474/5280 LCs and 25/30 EBRs (docs/benchmarks.md). Arrays with inferred
   multipliers must keep one row: ``synth_ice40 -dsp`` (Yosys 0.70) packs a multi-row array's
   generic multipliers into a wrong netlist.
 * ULX3S 85F (LFE5U-85F, 25 MHz): a 12x12 array (144 MULT18X18D) with 3 vector lanes (12 more,
@@ -20,7 +20,7 @@ builds meet (``lockstep build --board NAME`` reports the achieved Fmax):
   registered before its write, a two-cycle decode, five-stage PEs (the multiplier's operands
   and product registered twice, so registers can sit beside a DSP far from its PE) and the
   vector unit's SRAM rows registered before its lane select. Routed at 93.27 MHz (placer seed
-  1; SEEDS) in 10344 LUTs and 113/208 DP16KD
+  1; 94.46 with seed 2) in 10344 LUTs and 113/208 DP16KD
   (docs/benchmarks.md, "The ECP5 at 100 MHz"); its build takes a quarter of an hour or more.
 """
 
