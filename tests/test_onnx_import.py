@@ -9,7 +9,9 @@ rounding by one LSB on a fraction of a percent of each layer's values. pytest -s
 measured fractions. All weights and data come from seeded generators: nothing is downloaded.
 """
 
+import platform
 import re
+from pathlib import Path
 
 import numpy as np
 import onnx
@@ -28,6 +30,20 @@ FORMATS = ("QOperator", "QDQ")
 # Gemm / Conv layer; "bias": the layer of an Add(constant) or of a bare requantisation, a
 # diagonal weight; "model": end to end, where a difference propagates (and grows by the ratio
 # of a tensor's scale to the next one's).
+def _ort_int8_exact():
+    """Whether onnxruntime's optimised int8 kernels compute exact sums on this CPU. On x86
+    without VNNI its u8s8 GEMM adds pairs of products in saturating 16-bit lanes (vpmaddubsw),
+    so its optimised outputs are off by tens of LSBs (seen on an AMD EPYC without VNNI,
+    2026-12-02, while the unoptimised run agreed within LIMITS). There the unoptimised run,
+    which every check compares with too, is the reference; the optimised one is printed."""
+    if platform.machine().lower() not in ("x86_64", "amd64"):
+        return True
+    cpuinfo = Path("/proc/cpuinfo")
+    return not cpuinfo.exists() or "vnni" in cpuinfo.read_text()
+
+
+ORT_INT8_EXACT = _ort_int8_exact()
+
 LIMITS = {
     # In onnxruntime's arithmetic (float32 requantisation): what the importer's translation
     # is worth. MatMul / Gemm / Conv layers are exact but for float noise at near-ties
@@ -336,6 +352,8 @@ def check_against_onnxruntime(path, qmodel, rng):
             other = report[arithmetic, what, False]
             print(f"  {arithmetic:>7} {what:>12}: {fraction:6.2%} differ (by at most {worst}); "
                   f"unoptimised onnxruntime {other[1]:6.2%} ({other[0]})")
+        if optimize and not ORT_INT8_EXACT:
+            continue    # onnxruntime's saturating int8 kernels (_ort_int8_exact)
         if worst > most or fraction > limit:
             failures.append(f"{arithmetic} {what}: {fraction:.2%} differ, by at most {worst}"
                             f"{'' if optimize else ' (unoptimised)'}")
@@ -369,6 +387,9 @@ def test_uint8_activations(make, seed, fmt):
     model = onnx.load(str(path))
     assert any(t.data_type == TensorProto.UINT8 for t in model.graph.initializer)
     qmodel = load_onnx(path)
+    if fmt == "QOperator" and not ORT_INT8_EXACT:
+        # Its QLinearConv runs on int8 kernels even unoptimised: no exact reference on this CPU.
+        pytest.skip("onnxruntime's uint8 QOperator kernels saturate on x86 without VNNI")
     check_against_onnxruntime(path, qmodel, np.random.default_rng(seed + 1))
 
 
