@@ -178,7 +178,7 @@ class LockstepCore(wiring.Component):
         row = host.addr[hmap.word_bits:hmap.word_bits + hmap.row_bits]
         region = host.addr[hmap.word_bits + hmap.row_bits:]
         assert len(region) == REGION_BITS
-        decode_stage = cfg.host_read_latency - 3 if cfg.host_read_latency > 3 else 0
+        decode_stage = max(0, cfg.host_read_latency - 3)     # 1 with a latency of 4
 
         def staged(value, name, reset_less=False):
             return _delay(m, value, decode_stage, f"host_{name}", reset_less=reset_less)
