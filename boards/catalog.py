@@ -13,15 +13,16 @@ builds meet (``lockstep build --board NAME`` reports the achieved Fmax):
   4474/5280 LCs and 25/30 EBRs (docs/benchmarks.md). Arrays with inferred
   multipliers must keep one row: ``synth_ice40 -dsp`` (Yosys 0.70) packs a multi-row array's
   generic multipliers into a wrong netlist.
-* ULX3S 85F (LFE5U-85F, 25 MHz): a 12x12 array (144 MULT18X18D) with 3 vector lanes (12 more,
-  156/156), each VEC row taking 4 cycles, and the registers of a fast clock: four-cycle host
-  reads (every access decoded into registers, a cycle before it acts, and every SRAM output row
-  registered before the host's word select), the accumulator sum
-  registered before its write, a two-cycle decode, five-stage PEs (the multiplier's operands
-  and product registered twice, so registers can sit beside a DSP far from its PE) and the
-  vector unit's SRAM rows registered before its lane select. Routed at 93.27 MHz (placer seed
-  1; 94.46 with seed 2) in 10344 LUTs and 113/208 DP16KD
-  (docs/benchmarks.md, "The ECP5 at 100 MHz"); its build takes a quarter of an hour or more.
+* ULX3S 85F (LFE5U-85F, 25 MHz): a 12x12 array (144 MULT18X18D, the operands in their input
+  registers) with 3 vector lanes (12 more, 156/156), each VEC row taking 4 cycles, and the
+  registers of a fast clock: four-cycle host reads (every access decoded into registers, a
+  cycle before it acts, and every SRAM output row registered before the host's word select),
+  the accumulator sum registered before its write, a two-cycle decode, four-stage PEs (the
+  operands cross to the DSP's input registers in a cycle of their own, the product back to a
+  second product register in another) and the vector unit's SRAM rows registered before its
+  lane select. Placed by nextpnr's electrostatic placer, routed at 102.90 MHz (seed 1; 100.63
+  with seed 2, 107.94 with seed 3) in 10291 LUTs and 113/208 DP16KD (docs/benchmarks.md, "The
+  ECP5 at 100 MHz"); its build takes about ten minutes.
 """
 
 import importlib
@@ -97,12 +98,14 @@ BOARDS = {
         "ulx3s-85f", "LFE5U-85F",
         CoreConfig(rows=12, cols=12, vec_lanes=3, act_depth=4096, wgt_depth=8192, acc_depth=1024,
                    qparam_depth=64, prog_depth=2048, host_read_latency=4, acc_write_latency=1,
-                   decode_cycles=2, pe_stages=5, vec_read_latency=3),
+                   decode_cycles=2, pe_stages=4, vec_read_latency=3),
         clock_mhz=25.0,
         platform_path="amaranth_boards.ulx3s:ULX3S_85F_Platform",
-        # Timing-driven placement weighs critical arcs 40 times, not 10 (the default): the same
-        # 12x12 netlist (five-stage PEs) routed at 87.37 MHz instead of 83.20 (docs/benchmarks.md).
-        pnr_opts="--placer-heap-timingweight 40",
+        # nextpnr's electrostatic placer, not HeAP (the default): HeAP packs the core into a
+        # corner, far from most of the DSPs, and with the operands in the DSPs' input registers
+        # its placements did not route; this one spreads the PEs to their DSPs and routes the
+        # 12x12 in minutes (docs/benchmarks.md, "The ECP5 at 100 MHz").
+        pnr_opts="--placer static",
         programmers=(("openFPGALoader", "-b", "ulx3s"),)),
 }
 

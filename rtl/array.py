@@ -15,13 +15,12 @@ from .pe import ACT_SHAPE, PSUM_SHAPE, WEIGHT_SHAPE, ProcessingElement, psum_sha
 
 __all__ = ["SystolicArray", "MULTIPLIERS", "AUTO_MULTIPLIER", "systolic_latency"]
 
-#: What "auto" means for the array on each FPGA family. An ECP5 gets generic products, which
-#: Yosys maps to bare MULT18X18Ds between fabric registers: with the operands in the DSPs'
-#: input registers nextpnr did not finish routing the ULX3S's 12 x 12 core, which uses every
-#: DSP, and with the product in their output registers it converged far more slowly
-#: (docs/benchmarks.md, "The ECP5 at 100 MHz"), though a bare 12 x 12 array with input
-#: registers routes at 111 MHz.
-AUTO_MULTIPLIER = {"ice40": "sb_mac16"}
+#: What "auto" means for the array on each FPGA family. An ECP5 gets MULT18X18D instances with
+#: the operands in the DSPs' input registers, so that the long routes between the PEs' registers
+#: and the DSP rows spread over the die have cycles of their own. nextpnr's HeAP placer packed
+#: such a 12 x 12 core too densely to route; its electrostatic placer (``--placer static``, the
+#: ULX3S build's) routes it at 102.90 MHz (docs/benchmarks.md, "The ECP5 at 100 MHz").
+AUTO_MULTIPLIER = {"ice40": "sb_mac16", "ecp5": "mult18x18d"}
 
 
 def systolic_latency(rows, cols, pe_stages=2):

@@ -6,8 +6,8 @@
 * ECP5 MULT18X18D with its operands in the DSP's input registers and the product
   combinational behind them (Yosys maps a ``*`` to a bare MULT18X18D and leaves every register
   in the fabric, so each product path crosses two long routes to and from the DSP column).
-  The vector unit uses it on an ECP5; the array only when asked (rtl/array.py,
-  ``AUTO_MULTIPLIER``: with it in every PE, nextpnr did not route the ULX3S's 12 x 12 core).
+  The vector unit and the array use it on an ECP5 (rtl/array.py, ``AUTO_MULTIPLIER``; with it
+  in every PE, the ULX3S's 12 x 12 core routes only with nextpnr's ``--placer static``).
 
 Both give a product one cycle after its operands. Simulation uses the vendors' models: Yosys'
 for the SB_MAC16, sim/models/ecp5_mult18x18d.v for the MULT18X18D (Yosys has only a blackbox).

@@ -75,8 +75,10 @@ class ProcessingElement(wiring.Component):
         then adds. 3 multiplies the registered activation (the one ``a_out`` drives) by a
         registered copy of the active weight, so both operands are registers of this PE. 4 adds
         a second product register, so the first one drives nothing but the second. 5 adds a
-        second operand register on each side too, so that each operand register drives nothing
-        but the multiplier (the activation register also feeds the right neighbour).
+        second operand register on each side too, so that the weight's drives nothing but the
+        multiplier. (The activation's second register has the same input as the right
+        neighbour's activation register, so Yosys merges the two: that one register feeds both
+        the multiplier and the next PE.)
 
     Members
     -------

@@ -47,7 +47,8 @@ def test_array_bench_on_mult18x18d(simulator, rows, cols, seed):
 
 DEEP_PE_CASES = [("generic", 3, 4, 4), ("generic", 3, 2, 8), ("mult18x18d", 3, 3, 5),
                  ("sb_mac16", 3, 2, 4), ("generic", 4, 4, 4), ("generic", 5, 4, 4),
-                 ("generic", 5, 2, 8), ("mult18x18d", 5, 3, 5), ("sb_mac16", 5, 2, 4)]
+                 ("mult18x18d", 4, 3, 5), ("generic", 5, 2, 8), ("mult18x18d", 5, 3, 5),
+                 ("sb_mac16", 5, 2, 4)]
 
 
 @pytest.mark.parametrize("multiplier, stages, rows, cols", DEEP_PE_CASES,

@@ -16,21 +16,21 @@ from sim.runner import run_cocotb
 #: The pipeline of the ULX3S core (boards/catalog.py): the extra registers for a 100 MHz clock.
 FAST_CLOCK = BOARDS["ulx3s-85f"].core.timing
 
-#: Three-stage PEs (rtl/pe.py) and three-cycle host reads: choices between the default and the
-#: ULX3S core's.
-PE3_H3 = {"pe_stages": 3, "host_read_latency": 3}
+#: Five-stage PEs (rtl/pe.py) and three-cycle host reads: choices that neither the default nor
+#: the ULX3S core takes (the array bench covers three-stage PEs).
+PE5_H3 = {"pe_stages": 5, "host_read_latency": 3}
 
 # Array shapes (rows, cols, vec_lanes[, vec_mult_cycles[, pipeline options]]), some not square,
 # some with fewer vector lanes than min(rows, cols) (several cycles per VEC row), some with
 # serial multipliers (K cycles per VEC step), one with the ULX3S core's pipeline, one with
-# three-stage PEs and three-cycle host reads; small SRAMs keep full read-backs cheap.
+# five-stage PEs and three-cycle host reads; small SRAMs keep full read-backs cheap.
 SHAPES = [(1, 1, None), (3, 3, None), (8, 8, None), (8, 8, 2, 1, FAST_CLOCK), (4, 16, None),
-          (4, 16, 1), (16, 4, 2), (4, 4, 1, 32), (2, 8, 2, 4), (4, 8, 2, 1, PE3_H3)]
+          (4, 16, 1), (16, 4, 2), (4, 4, 1, 32), (2, 8, 2, 4), (4, 8, 2, 1, PE5_H3)]
 
 
 def shape_id(shape):
     pipeline = shape[4] if len(shape) > 4 else None
-    suffix = "-fast" if pipeline is FAST_CLOCK else "-pe3h3" if pipeline is PE3_H3 else ""
+    suffix = "-fast" if pipeline is FAST_CLOCK else "-pe5h3" if pipeline is PE5_H3 else ""
     return bench_config(*shape).shape + suffix
 
 
