@@ -78,9 +78,9 @@ def test_rejects_unknown_pe_stages():
 
 
 def test_auto_multiplier_follows_the_platform():
-    """An iCE40 platform (amaranth-boards says family "iCE40") gets SB_MAC16 pairs, others the
-    generic multipliers (an ECP5's DSP registers made its 12 x 12 core unroutable); asked for,
-    an ECP5 gets a MULT18X18D per PE."""
+    """An iCE40 platform (amaranth-boards says family "iCE40") gets SB_MAC16 pairs, an ECP5 a
+    MULT18X18D per PE, others the generic multipliers; asked for, generic ones on an ECP5
+    too."""
     from amaranth.hdl import Fragment
 
     class Platform:
@@ -92,9 +92,9 @@ def test_auto_multiplier_follows_the_platform():
         return sum(type(sub).__name__ == "Instance" for sub, _, _ in fragment.subfragments)
 
     assert instance_count("iCE40") == 4
-    assert instance_count("ecp5") == 0
+    assert instance_count("ecp5") == 8
     assert instance_count("gowin") == 0
-    assert instance_count("ecp5", "mult18x18d") == 8
+    assert instance_count("ecp5", "generic") == 0
 
 
 def test_rejects_unknown_multiplier():
