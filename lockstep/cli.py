@@ -374,7 +374,8 @@ def build_parser():
     bld.add_argument("--vec-mult-cycles", type=int, help="cycles per requantisation multiply "
                      "instead of the board's own: 1 (DSP) or 4, 8, 16, 32 (serial, in logic)")
     bld.add_argument("--pe-stages", type=int, help="pipeline stages of each PE instead of the "
-                     "board's own: 2, or 3 with the multiplier's operands registered")
+                     "board's own: 2 (product, sum) to 5, each stage past 2 a register for the "
+                     "multiplier's operands or product (rtl/pe.py)")
     bld.set_defaults(func=cmd_build)
 
     fl = sub.add_parser("flash", help="program a board with its bitstream")
