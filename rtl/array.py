@@ -19,7 +19,7 @@ __all__ = ["SystolicArray", "MULTIPLIERS", "AUTO_MULTIPLIER", "systolic_latency"
 #: the operands in the DSPs' input registers, so that the long routes between the PEs' registers
 #: and the DSP rows spread over the die have cycles of their own. nextpnr's HeAP placer packed
 #: such a 12 x 12 core too densely to route; its electrostatic placer (``--placer static``, the
-#: ULX3S build's) routes it at 102.90 MHz (docs/benchmarks.md, "The ECP5 at 100 MHz").
+#: ULX3S build's) routes it (the figures: docs/benchmarks.md, "The ECP5 at 100 MHz").
 AUTO_MULTIPLIER = {"ice40": "sb_mac16", "ecp5": "mult18x18d"}
 
 
