@@ -1,6 +1,6 @@
 """The host port's address map: regions, registers and how SRAM rows are cut into 32-bit words.
 
-Pure Python, imported by the gateware (rtl/core.py) and by every host-side driver (cocotb
+Pure Python, imported by the gateware (rtl/hostport.py) and by every host-side driver (cocotb
 benches, runtime, board link), so the two sides cannot disagree.
 
 A host address is ``region << (row_bits + word_bits) | row << word_bits | word``. Every access is
