@@ -5,7 +5,7 @@ from amaranth import Cat, Module, Mux, Signal, unsigned
 from amaranth.lib import data, stream, wiring
 from amaranth.lib.wiring import In, Out
 
-from .config import ADDR_FIELD_BITS
+from .config import ACC_ADDR_BITS
 from .delay import delay, ram_delay
 from .pe import PSUM_SHAPE
 
@@ -14,11 +14,11 @@ __all__ = ["AccumulatorPath", "acc_issue_layout", "acc_write_layout"]
 
 def acc_issue_layout():
     """What the path needs of a MATMUL row when it is issued."""
-    return data.StructLayout({"acc_addr": unsigned(ADDR_FIELD_BITS), "accumulate": 1})
+    return data.StructLayout({"acc_addr": unsigned(ACC_ADDR_BITS), "accumulate": 1})
 
 
 def acc_write_layout(cols):
-    return data.StructLayout({"addr": unsigned(ADDR_FIELD_BITS), "data": unsigned(32 * cols)})
+    return data.StructLayout({"addr": unsigned(ACC_ADDR_BITS), "data": unsigned(32 * cols)})
 
 
 class AccumulatorPath(wiring.Component):
@@ -64,7 +64,7 @@ class AccumulatorPath(wiring.Component):
         super().__init__({
             "issue": In(stream.Signature(acc_issue_layout(), always_ready=True)),
             "y": In(stream.Signature(data.ArrayLayout(PSUM_SHAPE, cols), always_ready=True)),
-            "read": Out(stream.Signature(unsigned(ADDR_FIELD_BITS), always_ready=True)),
+            "read": Out(stream.Signature(unsigned(ACC_ADDR_BITS), always_ready=True)),
             "read_data": In(32 * cols),
             "read_row": Out(32 * cols),
             "write": Out(stream.Signature(acc_write_layout(cols), always_ready=True)),

@@ -6,17 +6,30 @@ model, the compiler and the testbenches all take a :class:`CoreConfig`.
 
 from dataclasses import asdict, dataclass, fields
 
-__all__ = ["CoreConfig", "ConfigError", "HOST_READ_LATENCY_CHOICES", "MULT_CYCLES_CHOICES",
+__all__ = ["CoreConfig", "ConfigError", "ACT_ADDR_BITS", "ACC_ADDR_BITS", "WGT_TILE_BITS",
+           "COUNT_FIELD_BITS", "QADDR_FIELD_BITS", "GROUP_FIELD_BITS", "PATTERN_BITS",
+           "LINE_FIELD_BITS", "WAIT_FIELD_BITS", "HOST_READ_LATENCY_CHOICES", "MULT_CYCLES_CHOICES",
            "ACC_WRITE_LATENCY_CHOICES", "DECODE_CYCLES_CHOICES", "PE_STAGES_CHOICES",
            "VEC_READ_LATENCY_CHOICES", "TIMING_OPTIONS", "shape_name"]
 
 # Widths of the instruction fields that hold addresses and counts (see rtl/isa.py). They bound
-# the depths a configuration may ask for, so they live here, next to the checks that use them.
-ADDR_FIELD_BITS = 14
+# the sizes a configuration may ask for, so they live here, next to the checks that use them.
+#: Activation addresses are byte addresses: the activation SRAM holds at most 2**17 bytes.
+ACT_ADDR_BITS = 17
+#: Accumulator rows.
+ACC_ADDR_BITS = 14
+#: Weight tiles (R weight SRAM rows each).
+WGT_TILE_BITS = 12
+#: Rows (MATMUL, VEC), positions (FILL) or inputs (POOL) an instruction streams.
 COUNT_FIELD_BITS = 12
 WAIT_FIELD_BITS = 16
-QADDR_FIELD_BITS = 12
+#: Requantisation parameter rows.
+QADDR_FIELD_BITS = 10
 GROUP_FIELD_BITS = 4
+#: Address-pattern registers (SETP): 2**PATTERN_BITS of them.
+PATTERN_BITS = 2
+#: A pattern's positions per line, and the window unit's line length.
+LINE_FIELD_BITS = 12
 MAX_LANES = 64
 #: Cycles a vector lane may take per multiply: 1 (DSP multipliers) or 32 / bits per cycle (at
 #: least 4, so that a result's tag and parameters can be read from a register that the next
@@ -73,8 +86,13 @@ class CoreConfig:
     cols : int
         C, the array's columns: how many output channels (N values) are computed in parallel.
         The weight SRAM is C lanes of int8 wide, the accumulator SRAM C lanes of int32.
-    act_depth, wgt_depth, acc_depth : int
-        Rows of the activation, weight and accumulator SRAMs.
+    act_depth : int
+        Rows of the activation SRAM, each :attr:`act_row_bytes` bytes (R rounded up to a power
+        of two, at least 4); a power of two, at most 2**17 bytes in all. Programs address it
+        in bytes (docs/isa.md).
+    wgt_depth, acc_depth : int
+        Rows of the weight SRAM (C int8 each; at most 4096 tiles of R rows) and of the
+        accumulator SRAM (C int32 each).
     qparam_depth : int
         Rows of the requantisation parameter SRAM; each row holds bias, multiplier and shift
         for C output channels.
@@ -131,6 +149,16 @@ class CoreConfig:
         not in front of the select (an ECP5 at 100 MHz). Each VEC's writes land a cycle later
         (``isa.vec_pipeline_depth``). Needs ``vec_mult_cycles`` = 1: a serial lane takes the
         SRAM outputs directly.
+    act_align : int
+        The activation windows that MATMUL and POOL read start at multiples of this many bytes
+        (a power of two up to :attr:`act_row_bytes`; lower address bits are ignored). 1 (the
+        default): any byte, which takes a byte rotator of 2 x act_row_bytes to R and a cycle
+        (``isa.act_read_latency``); :attr:`act_row_bytes`: whole rows, read without either.
+    pool : bool
+        Whether the core has the window unit (POOL and SETW: depthwise convolution, pooling,
+        the residual add; rtl/window.py). It needs a vector unit of :attr:`lanes` DSP lanes.
+    pool_line : int
+        The longest line (pixels) the window unit's line buffers hold.
     """
 
     rows: int = 8
@@ -147,13 +175,19 @@ class CoreConfig:
     decode_cycles: int = 1
     pe_stages: int = 2
     vec_read_latency: int = 2
+    act_align: int = 1
+    pool: bool = False
+    pool_line: int = 64
 
     def __post_init__(self):
         if self.vec_lanes is None and isinstance(self.rows, int) and isinstance(self.cols, int):
             object.__setattr__(self, "vec_lanes", min(self.rows, self.cols))
         for f in fields(self):
             value = getattr(self, f.name)
-            if not isinstance(value, int) or isinstance(value, bool):
+            if f.name == "pool":
+                if not isinstance(value, bool):
+                    raise ConfigError(f"pool must be True or False, not {value!r}")
+            elif not isinstance(value, int) or isinstance(value, bool):
                 raise ConfigError(f"{f.name} must be an integer, not {value!r}")
         for name in ("rows", "cols"):
             value = getattr(self, name)
@@ -169,11 +203,12 @@ class CoreConfig:
                 f"rows/cols ratio may be at most {2 ** GROUP_FIELD_BITS}, "
                 f"not {big // small} ({self.rows} x {self.cols})")
         limits = {
-            "act_depth": 2 ** ADDR_FIELD_BITS,
-            "wgt_depth": 2 ** ADDR_FIELD_BITS,
-            "acc_depth": 2 ** ADDR_FIELD_BITS,
+            "act_depth": 2 ** ACT_ADDR_BITS // self.act_row_bytes,
+            "wgt_depth": 2 ** WGT_TILE_BITS * self.rows,
+            "acc_depth": 2 ** ACC_ADDR_BITS,
             "qparam_depth": 2 ** QADDR_FIELD_BITS,
             "prog_depth": 2 ** 15,
+            "pool_line": 2 ** LINE_FIELD_BITS - 1,
         }
         for name, limit in limits.items():
             value = getattr(self, name)
@@ -198,12 +233,42 @@ class CoreConfig:
         if self.vec_read_latency != 2 and k != 1:
             raise ConfigError(f"vec_read_latency {self.vec_read_latency} needs DSP vector lanes: "
                               f"vec_mult_cycles must be 1, not {k}")
+        if self.act_depth < 2 or self.act_depth & (self.act_depth - 1):
+            raise ConfigError(f"act_depth must be a power of two of at least 2, "
+                              f"not {self.act_depth}")
+        a = self.act_align
+        if a < 1 or a & (a - 1) or a > self.act_row_bytes:
+            raise ConfigError(f"act_align must be a power of two from 1 to act_row_bytes "
+                              f"({self.act_row_bytes}), not {a}")
+        if self.pool and self.lanes < 2:
+            raise ConfigError(f"the window unit (pool) needs min(rows, cols) >= 2, not "
+                              f"{self.lanes}")
+        if self.pool and (self.vec_lanes != self.lanes or k != 1):
+            raise ConfigError(f"the window unit (pool) needs {self.lanes} DSP vector lanes "
+                              f"(vec_lanes = min(rows, cols), vec_mult_cycles 1), not "
+                              f"{self.vec_lanes} lanes of {k} cycles")
         if self.wgt_depth < self.rows:
             raise ConfigError(
                 f"wgt_depth ({self.wgt_depth}) must hold at least one weight tile "
                 f"({self.rows} rows)")
 
     # -- derived sizes -----------------------------------------------------------------------
+
+    @property
+    def act_row_bytes(self):
+        """Bytes per activation SRAM row: R rounded up to a power of two, at least 4 (a host
+        word)."""
+        return max(4, 1 << (self.rows - 1).bit_length())
+
+    @property
+    def act_bytes(self):
+        """Bytes of the activation SRAM (byte addresses wrap modulo this)."""
+        return self.act_depth * self.act_row_bytes
+
+    @property
+    def wgt_tiles(self):
+        """Whole R-row weight tiles the weight SRAM holds."""
+        return self.wgt_depth // self.rows
 
     @property
     def lanes(self):
@@ -267,5 +332,9 @@ class CoreConfig:
             suffix += f"_pe{self.pe_stages}"
         if self.vec_read_latency != 2:
             suffix += f"_vr{self.vec_read_latency}"
+        if self.act_align != 1:
+            suffix += f"_al{self.act_align}"
+        if self.pool:
+            suffix += f"_pool{self.pool_line}"
         return (f"r{self.rows}c{self.cols}_a{self.act_depth}_w{self.wgt_depth}"
                 f"_c{self.acc_depth}_q{self.qparam_depth}_p{self.prog_depth}{suffix}")

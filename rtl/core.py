@@ -1,20 +1,21 @@
 """The Lockstep core: SRAMs, sequencer, weight loader, systolic array, vector unit, host port."""
 
-from amaranth import Cat, Module, Mux, unsigned
+from amaranth import Cat, Module, Mux, Signal, unsigned
 from amaranth.lib import wiring
 from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In, Out
 
 from .accpath import AccumulatorPath
+from .actmem import ActivationMemory
 from .array import SystolicArray
 from .delay import delay
 from .hostbus import HostBusSignature
 from .hostmap import DATA_BITS, HostMap
 from .hostport import HostPort, qparam_slots
-from .isa import READ_LATENCY, array_latency
+from .isa import act_read_latency, array_latency
 from .loader import WeightLoader
 from .sequencer import ERROR_BITS, Sequencer
-from .vecfeed import VectorFeed, vec_tag_width
+from .vecfeed import VectorFeed, vec_tag_layout
 from .vector import VectorUnit
 
 __all__ = ["LockstepCore"]
@@ -72,7 +73,7 @@ class LockstepCore(wiring.Component):
         m.submodules.loader = loader = WeightLoader(cfg)
         m.submodules.array = array = SystolicArray(rows, cols, pe_stages=cfg.pe_stages)
         m.submodules.vector = vector = VectorUnit(
-            cfg.vec_lanes, vec_tag_width(cfg), mult_cycles=cfg.vec_mult_cycles)
+            cfg.vec_lanes, vec_tag_layout(cfg).size, mult_cycles=cfg.vec_mult_cycles)
         m.submodules.host_port = host = HostPort(cfg)
         m.submodules.vec_feed = feed = VectorFeed(cfg)
 
@@ -82,7 +83,7 @@ class LockstepCore(wiring.Component):
             return mem, mem.write_port(granularity=granularity)
 
         prog, prog_w = memory("prog_mem", 64, cfg.prog_depth, 32)
-        act, act_w = memory("act_mem", 8 * rows, cfg.act_depth, 8)
+        m.submodules.act_mem = act = ActivationMemory(cfg)
         wgt, wgt_w = memory("wgt_mem", 8 * cols, cfg.wgt_depth, 8)
         acc, acc_w = memory("acc_mem", 32 * cols, cfg.acc_depth, 32)
         # Requantisation parameters are stored as narrow as the vector unit: vec_lanes channels
@@ -93,7 +94,7 @@ class LockstepCore(wiring.Component):
         bias, bias_w = memory("bias_mem", 32 * vec_lanes, q_depth, 32)
         mult, mult_w = memory("mult_mem", 32 * vec_lanes, q_depth, 32)
         shift, shift_w = memory("shift_mem", 8 * vec_lanes, q_depth, 8)
-        prog_r, act_r, wgt_r = prog.read_port(), act.read_port(), wgt.read_port()
+        prog_r, wgt_r = prog.read_port(), wgt.read_port()
         acc_r = acc.read_port()
         bias_r, mult_r, shift_r = bias.read_port(), mult.read_port(), shift.read_port()
 
@@ -107,7 +108,7 @@ class LockstepCore(wiring.Component):
             host.cycles.eq(seq.cycles), host.mac_cycles.eq(seq.mac_cycles),
             host.instret.eq(seq.instret), host.err_pc.eq(seq.err_pc),
             seq.start.eq(host.start),
-            host.prog_row.eq(prog_r.data), host.act_row.eq(act_r.data),
+            host.prog_row.eq(prog_r.data), host.act_row.eq(act.host_data),
             host.wgt_row.eq(wgt_r.data), host.acc_row.eq(acc_r.data),
             host.bias_row.eq(bias_r.data), host.mult_row.eq(mult_r.data),
             host.shift_row.eq(shift_r.data),
@@ -135,16 +136,24 @@ class LockstepCore(wiring.Component):
 
         # -- matrix path: activation read -> array -> accumulate into acc ------------------------
         mm = seq.mm
-        # The SRAM's output goes into the array's input register (a block RAM's clock-to-output
-        # is a third of a 100 MHz cycle, which must not be in front of a multiplier); the array
-        # sees the swap mark there, a cycle ahead of its vector.
-        to_array = READ_LATENCY - 1
-        assert to_array + array.latency == READ_LATENCY + array_latency(rows, cols, cfg.pe_stages)
+        # The window goes into the array's input register (a block RAM's clock-to-output is a
+        # third of a 100 MHz cycle, which must not be in front of a multiplier; a rotated window
+        # comes from registers); the array sees the swap mark there, a cycle ahead of its vector.
+        to_array = act_read_latency(cfg) - 1
+        assert to_array + array.latency == (act_read_latency(cfg)
+                                            + array_latency(rows, cols, cfg.pe_stages))
         m.d.comb += [
+            act.busy.eq(busy),
+            act.read_addr.eq(mm.payload.act_addr),
             array.a.valid.eq(delay(m, mm.valid, to_array, "mm_valid")),
             array.a.payload.swap.eq(delay(m, mm.payload.swap, to_array, "mm_swap")),
-            array.a.payload.data.eq(act_r.data),
+            array.a.payload.data.eq(act.read_data),
+            act.host_row.eq(host.row), act.host_w_en.eq(host.act_w_en),
+            act.host_w_data.eq(host.w_data),
         ]
+        if cfg.pool:
+            with m.If(seq.pool.valid):
+                m.d.comb += act.read_addr.eq(seq.pool.payload.addr)
         m.submodules.acc_path = accp = AccumulatorPath(cfg, to_array + array.latency)
         wiring.connect(m, array.y, accp.y)
         m.d.comb += [
@@ -165,12 +174,23 @@ class LockstepCore(wiring.Component):
             feed.shift_data.eq(shift_r.data),
         ]
 
+        # -- activation writes: the vector unit's results, or FILL's bytes (a cycle after issue)
+        fill = seq.fill
+        fill_q = Signal.like(fill.payload, name="fill_q")
+        fill_valid = Signal(name="fill_valid")
+        m.d.sync += [fill_q.eq(fill.payload), fill_valid.eq(fill.valid)]
+        with m.If(fill_valid):
+            m.d.comb += [act.write.valid.eq(1), act.write.payload.addr.eq(fill_q.addr),
+                         act.write.payload.count.eq(fill_q.count)]
+            m.d.comb += [act.write.payload.data[i].eq(fill_q.value) for i in range(rows)]
+        with m.Else():
+            wiring.connect(m, feed.act_write, act.write)
+
         # -- port multiplexing: the core owns the SRAMs while busy, the host while idle ----------
         with m.If(busy):
             m.d.comb += [
                 prog_r.addr.eq(seq.prog_addr),
                 prog_r.en.eq(seq.prog_en),
-                act_r.addr.eq(mm.payload.act_addr),
                 wgt_r.addr.eq(loader.rd_addr),
                 acc_r.addr.eq(Mux(accp.read.valid, accp.read.payload, vec.payload.acc_addr)),
                 bias_r.addr.eq(feed.q_addr),
@@ -178,18 +198,14 @@ class LockstepCore(wiring.Component):
                 shift_r.addr.eq(feed.q_addr),
                 acc_w.addr.eq(accp.write.payload.addr),
                 acc_w.data.eq(accp.write.payload.data),
-                act_w.addr.eq(feed.act_write.payload.addr),
-                act_w.data.eq(feed.act_write.payload.data),
             ]
             with m.If(accp.write.valid):
                 m.d.comb += acc_w.en.eq(-1)
-            m.d.comb += act_w.en.eq(feed.act_write.payload.en)
         with m.Else():
-            for port in (prog_r, act_r, wgt_r, acc_r):
+            for port in (prog_r, wgt_r, acc_r):
                 m.d.comb += port.addr.eq(host.row)
             for port in (bias_r, mult_r, shift_r):
                 m.d.comb += port.addr.eq(host.q_row)
-            host_write_port(act_w, host.act_w_en, 8)
             host_write_port(acc_w, host.acc_w_en, 32)
 
         wiring.connect(m, loader.w, array.w)

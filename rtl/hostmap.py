@@ -17,13 +17,13 @@ __all__ = ["Region", "Reg", "HostMap", "STATUS_BUSY", "STATUS_DONE", "STATUS_ERR
 REGION_BITS = 3
 DATA_BITS = 32
 MAGIC = 0x4C4B5350   # "LKSP"
-VERSION = 1
+VERSION = 2   # 2: the byte-addressed activation SRAM, patterns, FILL and POOL
 
 
 class Region(IntEnum):
     CTRL = 0     # control and status registers (row 0, word = register number)
     PROG = 1     # program: 2 words per instruction (low word first)
-    ACT = 2      # activations: R int8 lanes per row, 4 lanes per word (lane 0 in bits 7:0)
+    ACT = 2      # activations: act_row_bytes bytes per row, 4 per word (byte 0 in bits 7:0)
     WGT = 3      # weights: C int8 lanes per row, 4 lanes per word
     ACC = 4      # accumulators: C int32 lanes per row, one lane per word
     QPARAM = 5   # requantisation parameters: 4 words per channel, see QPARAM_FIELDS
@@ -78,7 +78,7 @@ class HostMap:
         return {
             Region.CTRL: len(Reg),
             Region.PROG: 2,
-            Region.ACT: -(-c.rows // 4),
+            Region.ACT: c.act_row_bytes // 4,
             Region.WGT: -(-c.cols // 4),
             Region.ACC: c.cols,
             Region.QPARAM: 4 * c.cols,
@@ -135,7 +135,7 @@ class HostMap:
         region = Region(region)
         values = [int(v) for v in values]
         if region in (Region.ACT, Region.WGT):
-            lanes = self.cfg.rows if region == Region.ACT else self.cfg.cols
+            lanes = self.cfg.act_row_bytes if region == Region.ACT else self.cfg.cols
             if len(values) != lanes:
                 raise ValueError(f"{region.name} row needs {lanes} lanes, got {len(values)}")
             words = []
@@ -160,7 +160,7 @@ class HostMap:
         """Inverse of :meth:`row_to_words`: signed lane values."""
         region = Region(region)
         if region in (Region.ACT, Region.WGT):
-            lanes = self.cfg.rows if region == Region.ACT else self.cfg.cols
+            lanes = self.cfg.act_row_bytes if region == Region.ACT else self.cfg.cols
             out = []
             for lane in range(lanes):
                 byte = (words[lane // 4] >> (8 * (lane % 4))) & 0xFF

@@ -42,8 +42,8 @@ class HostPort(wiring.Component):
     w_data : Out(32)
         The word to write.
     prog_w_en, act_w_en, wgt_w_en, acc_w_en : Out(lanes)
-        Write enables of each SRAM's lanes (2 words of a program row; R or C byte lanes; C
-        int32 lanes), not yet gated by ``busy``.
+        Write enables of each SRAM's lanes (2 words of a program row; the words of an
+        activation row; C byte lanes; C int32 lanes), not yet gated by ``busy``.
     bias_w_en, mult_w_en, shift_w_en : Out(vec_lanes)
         Write enables of the parameter memories' lanes.
     prog_row, act_row, wgt_row, acc_row, bias_row, mult_row, shift_row : In
@@ -76,14 +76,14 @@ class HostPort(wiring.Component):
             "q_row": Out(range(cfg.qparam_depth * slots)),
             "w_data": Out(DATA_BITS),
             "prog_w_en": Out(2),
-            "act_w_en": Out(cfg.rows),
+            "act_w_en": Out(cfg.act_row_bytes // 4),
             "wgt_w_en": Out(cfg.cols),
             "acc_w_en": Out(cfg.cols),
             "bias_w_en": Out(vl),
             "mult_w_en": Out(vl),
             "shift_w_en": Out(vl),
             "prog_row": In(64),
-            "act_row": In(8 * cfg.rows),
+            "act_row": In(8 * cfg.act_row_bytes),
             "wgt_row": In(8 * cfg.cols),
             "acc_row": In(32 * cfg.cols),
             "bias_row": In(32 * vl),
@@ -134,7 +134,7 @@ class HostPort(wiring.Component):
                                          & (word == Reg.CTRL) & host.w_data[0], "start"))
 
         m.d.comb += [
-            self.act_w_en.eq(write_enables(Region.ACT, 4, cfg.rows)),
+            self.act_w_en.eq(write_enables(Region.ACT, 1, cfg.act_row_bytes // 4)),
             self.acc_w_en.eq(write_enables(Region.ACC, 1, cols)),
             self.prog_w_en.eq(write_enables(Region.PROG, 1, 2)),
             self.wgt_w_en.eq(write_enables(Region.WGT, 4, cols)),

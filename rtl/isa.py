@@ -13,19 +13,25 @@ from dataclasses import dataclass
 from enum import IntEnum
 
 from .config import (
-    ADDR_FIELD_BITS,
+    ACC_ADDR_BITS,
+    ACT_ADDR_BITS,
     COUNT_FIELD_BITS,
     GROUP_FIELD_BITS,
+    LINE_FIELD_BITS,
+    PATTERN_BITS,
     QADDR_FIELD_BITS,
     WAIT_FIELD_BITS,
+    WGT_TILE_BITS,
 )
 
 __all__ = [
     "Op", "Error", "Field", "FIELDS", "INSTR_BITS", "OPCODE_LSB", "OPCODE_BITS",
-    "Instr", "encode", "decode", "check", "cost", "IsaError",
-    "fetch_cycles", "READ_LATENCY", "array_latency",
-    "vec_unit_latency", "vec_pipeline_depth",
-    "matmul_settle", "vec_settle", "load_cost",
+    "Instr", "encode", "decode", "check", "cost", "IsaError", "Window", "Pattern",
+    "PATTERNS", "POOL_MIN_COST", "LANES_BITS",
+    "fetch_cycles", "READ_LATENCY", "act_read_latency", "act_write_latency", "array_latency",
+    "vec_unit_latency", "vec_pipeline_depth", "fill_depth", "window_latency", "pool_depth",
+    "matmul_settle", "vec_settle", "fill_settle", "pool_settle", "load_cost", "load_busy",
+    "write_depth", "legal_ops",
 ]
 
 INSTR_BITS = 64
@@ -34,13 +40,27 @@ OPCODE_BITS = 4
 
 
 class Op(IntEnum):
-    """Opcodes. An all-zero word is HALT, so running into cleared program SRAM stops the core."""
+    """Opcodes. An all-zero word is HALT, so running into cleared program SRAM stops the core.
+    POOL and SETW exist only on cores with the window unit (``cfg.pool``)."""
     HALT = 0x0
     WAIT = 0x1
     LOADW = 0x2
     MATMUL = 0x3
     VEC = 0x4
     SETQ = 0x5
+    SETP = 0x6
+    FILL = 0x7
+    POOL = 0x8
+    SETW = 0x9
+
+
+class Window(IntEnum):
+    """What a POOL computes of its inputs (SETW ``op``), per lane."""
+    DW = 0      # depthwise convolution: sum over the window of (x - zp_a) * weight
+    AVG = 1     # sum over the window of (x - zp_a) (the scale 1/count is the requantisation's)
+    MAX = 2     # max over the window of (x - zp_a)
+    SUM = 3     # sum of (x - zp_a) over all inputs: one result (global pooling)
+    ADD = 4     # TFLite's residual add of inputs A and B, each rescaled
 
 
 class Error(IntEnum):
@@ -50,12 +70,11 @@ class Error(IntEnum):
     A bad instruction is never executed: nothing it would have written is touched.
     """
     NONE = 0
-    ILLEGAL_OPCODE = 1   # opcode not in :class:`Op`
-    BAD_FIELD = 2        # reserved bit set, zero count, group out of range, clamp_min >
-    #                      clamp_max, or a MATMUL weight address without preload
-    ACT_RANGE = 3        # activation SRAM rows addressed beyond act_depth
-    WGT_RANGE = 4        # weight SRAM rows addressed beyond wgt_depth
-    ACC_RANGE = 5        # accumulator SRAM rows addressed beyond acc_depth
+    ILLEGAL_OPCODE = 1   # opcode not in :class:`Op`, or POOL/SETW on a core without the unit
+    BAD_FIELD = 2        # reserved bit set, zero count, a field outside its values
+    ACT_RANGE = 3        # activation address beyond the activation SRAM
+    WGT_RANGE = 4        # weight tile beyond the weight SRAM
+    ACC_RANGE = 5        # accumulator rows beyond acc_depth
     QPARAM_RANGE = 6     # requantisation parameter row beyond qparam_depth
     PC_OVERFLOW = 7      # the program ran past the end of program SRAM without HALT
 
@@ -78,37 +97,72 @@ class Field:
         return 0, self.mask
 
 
-A, N, Q, G = ADDR_FIELD_BITS, COUNT_FIELD_BITS, QADDR_FIELD_BITS, GROUP_FIELD_BITS
+#: Width of SETP's ``lanes``: bytes a write covers, 1..R (R <= 64).
+LANES_BITS = 7
+#: POOL streams at least this many cycles: the window unit reads its (up to 3 x 3) depthwise
+#: weights from weight SRAM in its first cycles, and a load must not start before.
+POOL_MIN_COST = 9
+#: Address-pattern registers.
+PATTERNS = 1 << PATTERN_BITS
+
+
+def _layout(*fields):
+    """Fields (name, width[, signed]) packed from bit 0 up."""
+    out, lsb = [], 0
+    for name, width, *signed in fields:
+        out.append(Field(name, lsb, width, bool(signed and signed[0])))
+        lsb += width
+    return tuple(out)
+
+
+A, C, T, N, Q, G, P = (ACT_ADDR_BITS, ACC_ADDR_BITS, WGT_TILE_BITS, COUNT_FIELD_BITS,
+                       QADDR_FIELD_BITS, GROUP_FIELD_BITS, PATTERN_BITS)
 
 FIELDS = {
     Op.HALT: (),
-    Op.WAIT: (Field("cycles", 0, WAIT_FIELD_BITS),),
-    Op.LOADW: (Field("wgt_addr", 0, A),),
-    Op.MATMUL: (
-        Field("act_addr", 0, A),
-        Field("acc_addr", A, A),
-        Field("wgt_addr", 2 * A, A),
-        Field("m", 3 * A, N),
-        Field("swap", 3 * A + N, 1),
-        Field("accumulate", 3 * A + N + 1, 1),
-        Field("preload", 3 * A + N + 2, 1),
-    ),
-    Op.VEC: (
-        Field("acc_addr", 0, A),
-        Field("act_addr", A, A),
-        Field("m", 2 * A, N),
-        Field("q_addr", 2 * A + N, Q),
-        Field("group", 2 * A + N + Q, G),
-    ),
-    Op.SETQ: (
-        Field("zero_point", 0, 8, signed=True),
-        Field("clamp_min", 8, 8, signed=True),
-        Field("clamp_max", 16, 8, signed=True),
-    ),
+    Op.WAIT: _layout(("cycles", WAIT_FIELD_BITS)),
+    Op.LOADW: _layout(("wgt_tile", T)),
+    Op.MATMUL: _layout(("act_addr", A), ("acc_addr", C), ("wgt_tile", T), ("m", N),
+                       ("swap", 1), ("accumulate", 1), ("preload", 1), ("pattern", P)),
+    Op.VEC: _layout(("acc_addr", C), ("act_addr", A), ("m", N), ("q_addr", Q), ("group", G),
+                    ("pattern", P)),
+    Op.SETQ: _layout(("zero_point", 8, True), ("clamp_min", 8, True), ("clamp_max", 8, True)),
+    Op.SETP: _layout(("index", P), ("count", LINE_FIELD_BITS), ("step", A), ("line", A),
+                     ("lanes", LANES_BITS)),
+    Op.FILL: _layout(("act_addr", A), ("m", N), ("value", 8, True), ("pattern", P)),
+    Op.POOL: _layout(("act_addr", A), ("out_addr", A), ("m", N), ("q_addr", Q), ("pattern", P),
+                     ("out_pattern", P)),
+    Op.SETW: _layout(("kind", 3), ("kh", 2), ("kw", 2), ("stride", 1), ("line", LINE_FIELD_BITS),
+                     ("zp_a", 8, True), ("zp_b", 8, True), ("aux", A), ("aux_pattern", P)),
 }
 
 for _op, _fields in FIELDS.items():
     assert all(f.lsb + f.width <= OPCODE_LSB for f in _fields), _op
+
+
+def legal_ops(cfg):
+    """The opcodes a core of configuration ``cfg`` executes."""
+    return [op for op in Op if cfg.pool or op not in (Op.POOL, Op.SETW)]
+
+
+@dataclass(frozen=True)
+class Pattern:
+    """An address pattern (SETP): position i of a stream starting at byte ``base`` is
+    ``base + (i // count) * line + (i % count) * step``, modulo the activation SRAM's size;
+    a write there covers ``lanes`` bytes."""
+    count: int
+    step: int
+    line: int
+    lanes: int
+
+    @classmethod
+    def default(cls, cfg):
+        """What START sets every pattern register to: R-byte windows one after the other."""
+        return cls(count=1, step=0, line=cfg.rows, lanes=cfg.rows)
+
+    def address(self, cfg, base, i):
+        return (base + (i // self.count) * self.line + (i % self.count) * self.step) \
+            % cfg.act_bytes
 
 
 def reserved_mask(op):
@@ -177,47 +231,68 @@ def decode(word):
 
 
 def check(word, cfg):
-    """The error an instruction word raises on a core of configuration ``cfg``, or Error.NONE."""
+    """The error an instruction word raises on a core of configuration ``cfg``, or Error.NONE.
+
+    Checks use the word alone: the pattern (SETP) and window (SETW) registers an instruction
+    uses are never checked against it (an address a pattern generates wraps around the
+    activation SRAM; docs/isa.md)."""
     instr = decode(word)
-    if instr is None:
+    if instr is None or instr.op not in legal_ops(cfg):
         return Error.ILLEGAL_OPCODE
     op, a = instr.op, instr.args
     if int(word) & reserved_mask(op):
         return Error.BAD_FIELD
     if op == Op.WAIT and a["cycles"] == 0:
         return Error.BAD_FIELD
-    if op in (Op.MATMUL, Op.VEC) and a["m"] == 0:
+    if op in (Op.MATMUL, Op.VEC, Op.FILL, Op.POOL) and a["m"] == 0:
         return Error.BAD_FIELD
-    if op == Op.MATMUL and not a["preload"] and a["wgt_addr"]:
+    if op == Op.MATMUL and not a["preload"] and a["wgt_tile"]:
         return Error.BAD_FIELD
-    if op == Op.VEC and a["group"] >= cfg.groups:
+    if op == Op.VEC and a["group"] >= vec_groups(cfg):
         return Error.BAD_FIELD
     if op == Op.SETQ and a["clamp_min"] > a["clamp_max"]:
         return Error.BAD_FIELD
-    if op == Op.MATMUL:
-        if a["act_addr"] + a["m"] > cfg.act_depth:
-            return Error.ACT_RANGE
-        if a["preload"] and a["wgt_addr"] + cfg.rows > cfg.wgt_depth:
-            return Error.WGT_RANGE
-        if a["acc_addr"] + a["m"] > cfg.acc_depth:
-            return Error.ACC_RANGE
-    if op == Op.LOADW and a["wgt_addr"] + cfg.rows > cfg.wgt_depth:
+    if op == Op.SETP and (a["count"] == 0 or not 1 <= a["lanes"] <= cfg.rows):
+        return Error.BAD_FIELD
+    if op == Op.SETW and (a["kind"] not in set(Window) or not 1 <= a["kh"] <= 3
+                          or not 1 <= a["kw"] <= 3 or not 1 <= a["line"] <= cfg.pool_line
+                          or a["kw"] > a["line"]):
+        return Error.BAD_FIELD
+    if op in (Op.MATMUL, Op.VEC, Op.FILL, Op.POOL) and a["act_addr"] >= cfg.act_bytes:
+        return Error.ACT_RANGE
+    if op == Op.POOL and a["out_addr"] >= cfg.act_bytes:
+        return Error.ACT_RANGE
+    if op == Op.SETW and a["kind"] == Window.ADD and a["aux"] >= cfg.act_bytes:
+        return Error.ACT_RANGE
+    if op == Op.MATMUL and a["preload"] and a["wgt_tile"] >= cfg.wgt_tiles:
         return Error.WGT_RANGE
-    if op == Op.VEC:
-        if a["act_addr"] + a["m"] > cfg.act_depth:
-            return Error.ACT_RANGE
-        if a["acc_addr"] + a["m"] > cfg.acc_depth:
-            return Error.ACC_RANGE
-        if a["q_addr"] >= cfg.qparam_depth:
-            return Error.QPARAM_RANGE
+    if op == Op.LOADW and a["wgt_tile"] >= cfg.wgt_tiles:
+        return Error.WGT_RANGE
+    if (op == Op.SETW and a["kind"] == Window.DW
+            and a["aux"] * cfg.rows + a["kh"] * a["kw"] > cfg.wgt_depth):
+        return Error.WGT_RANGE
+    if op in (Op.MATMUL, Op.VEC) and a["acc_addr"] + a["m"] > cfg.acc_depth:
+        return Error.ACC_RANGE
+    if op == Op.VEC and a["q_addr"] >= cfg.qparam_depth:
+        return Error.QPARAM_RANGE
+    if op == Op.POOL and a["q_addr"] + 1 >= cfg.qparam_depth:
+        return Error.QPARAM_RANGE
     return Error.NONE
 
 
+def vec_groups(cfg):
+    """Lane groups a VEC may name: C / R when C > R (each R channels of a C-channel row),
+    else 1 (all C channels: where they go is the activation address's business)."""
+    return cfg.cols // cfg.rows if cfg.cols > cfg.rows else 1
+
+
 # -- timing ------------------------------------------------------------------------------------
-# Every instruction occupies the sequencer for cost() cycles. Two interlocks, both decided by
-# the program alone: VEC (which reads accumulators) starts only once every accumulator write of
-# earlier MATMULs has landed, and MATMUL (which reads activations) starts only once every
-# activation write of earlier VECs has landed. HALT waits for both. See docs/isa.md.
+# Every instruction occupies the sequencer for cost() cycles. The interlocks, decided by the
+# program alone (docs/isa.md, section 4): an instruction that reads activations (MATMUL, POOL,
+# SETW) starts once every earlier activation write has landed; one that writes them (VEC, FILL,
+# POOL) no earlier than needed for its first write to land after every earlier one
+# (write_depth); VEC starts once every accumulator write of earlier MATMULs has landed; POOL
+# once the weight loader is done reading. HALT waits for every write.
 
 READ_LATENCY = 2          # cycles from an SRAM read address to a unit's input: read, register
 
@@ -226,6 +301,19 @@ def fetch_cycles(cfg):
     """Cycles after START before instruction 0 can start: the program SRAM read, its output
     register, then ``cfg.decode_cycles`` of decode (3 or 4)."""
     return 2 + cfg.decode_cycles
+
+
+def act_read_latency(cfg):
+    """Cycles from an activation window's address to its R bytes in the array's (or the window
+    unit's) input register: the SRAM read and that register (2); with windows at any byte
+    (``cfg.act_align`` below a row) the two rows are registered first and rotated into it (3)."""
+    return READ_LATENCY + (cfg.act_align < cfg.act_row_bytes)
+
+
+def act_write_latency(cfg):
+    """Cycles a write of activation bytes spends placing them in their rows: 1 (registered)
+    with windows at any byte, else 0 (``cfg.act_align``)."""
+    return int(cfg.act_align < cfg.act_row_bytes)
 
 
 def array_latency(rows, cols, pe_stages):
@@ -247,11 +335,39 @@ def vec_unit_latency(mult_cycles):
 
 def vec_pipeline_depth(cfg):
     """Cycles from a VEC step's accumulator read to its activation write landing: the read,
-    then the vector unit, 8 in all with DSP multipliers, whose input is registered
-    (READ_LATENCY; ``cfg.vec_read_latency`` = 3 registers the SRAM rows first: 9); a serial
-    lane takes the SRAM's output directly: K + 5."""
+    then the vector unit, whose input is registered (READ_LATENCY; ``cfg.vec_read_latency`` =
+    3 registers the SRAM rows first), then the activation write (``act_write_latency``); a
+    serial lane takes the SRAM's output directly: 1 + K + 4 + act_write_latency."""
     k = cfg.vec_mult_cycles
-    return (cfg.vec_read_latency if k == 1 else 1) + vec_unit_latency(k)
+    return ((cfg.vec_read_latency if k == 1 else 1) + vec_unit_latency(k)
+            + act_write_latency(cfg))
+
+
+def fill_depth(cfg):
+    """Cycles from a FILL position's issue to its write landing: the write request is
+    registered, then placed (``act_write_latency``)."""
+    return 1 + act_write_latency(cfg)
+
+
+def window_latency():
+    """Cycles from a window unit input in its input register to its result at the vector
+    unit's input (rtl/window.py): the line buffers and window, the products, the sum, the
+    result register."""
+    return 4
+
+
+def pool_depth(cfg):
+    """Cycles from a POOL input's read to its result's activation write landing: the read
+    (``act_read_latency``), the window unit, the vector unit, the write."""
+    return (act_read_latency(cfg) + window_latency() + vec_unit_latency(1)
+            + act_write_latency(cfg))
+
+
+def write_depth(cfg, op):
+    """Cycles from the first cycle of an instruction that writes activations to its first
+    write landing: it may start once that lands after every earlier activation write."""
+    return {Op.VEC: vec_pipeline_depth(cfg), Op.FILL: fill_depth(cfg),
+            Op.POOL: pool_depth(cfg)}[op]
 
 
 def load_cost(cfg):
@@ -260,6 +376,14 @@ def load_cost(cfg):
     in cycle s + C + j, after the previous swap has reached PE[j][C-1], and must land before
     the next swap reaches PE[j][0] (docs/isa.md, "6. Pipeline timing")."""
     return max(cfg.rows, cfg.cols)
+
+
+def load_busy(cfg):
+    """Cycles from a load's start (LOADW, or a MATMUL with preload) until the weight loader
+    has read its last row from weight SRAM (rtl/loader.py): a POOL, which reads depthwise
+    weights through the same port, starts no earlier."""
+    delay = act_read_latency(cfg) - 2
+    return delay + max(cfg.cols - 2, 0) + cfg.rows
 
 
 def cost(instr, cfg):
@@ -273,7 +397,11 @@ def cost(instr, cfg):
         return max(a["m"], load_cost(cfg)) if a["preload"] else a["m"]
     if op == Op.VEC:
         return a["m"] * cfg.vec_row_cycles
-    return 1   # HALT, SETQ
+    if op == Op.FILL:
+        return a["m"]
+    if op == Op.POOL:
+        return max(a["m"], POOL_MIN_COST)
+    return 1   # HALT, SETQ, SETP, SETW
 
 
 def max_cost(cfg):
@@ -284,10 +412,10 @@ def max_cost(cfg):
 
 def matmul_settle(cfg, m):
     """Cycles from a MATMUL's first cycle until all its accumulator writes can be read: row i is
-    read from activation SRAM in cycle s+i, enters the array in s+i+READ_LATENCY, leaves it
+    read from activation SRAM in cycle s+i, enters the array in s+i+act_read_latency, leaves it
     array_latency cycles later, is added to its accumulator row and written
     ``cfg.acc_write_latency`` cycles after that, readable in the cycle after."""
-    return (m - 1 + READ_LATENCY + array_latency(cfg.rows, cfg.cols, cfg.pe_stages)
+    return (m - 1 + act_read_latency(cfg) + array_latency(cfg.rows, cfg.cols, cfg.pe_stages)
             + cfg.acc_write_latency + 1)
 
 
@@ -297,3 +425,14 @@ def vec_settle(cfg, m):
     cycles after its last step was issued (a step is issued in the first of its
     vec_mult_cycles cycles)."""
     return m * cfg.vec_row_cycles - (cfg.vec_mult_cycles - 1) + vec_pipeline_depth(cfg)
+
+
+def fill_settle(cfg, m):
+    """Cycles from a FILL's first cycle until all its writes can be read."""
+    return m + fill_depth(cfg)
+
+
+def pool_settle(cfg, m):
+    """Cycles from a POOL's first cycle until all its writes can be read: its last input is
+    read in cycle s + m - 1."""
+    return m + pool_depth(cfg)

@@ -5,7 +5,6 @@ from amaranth.lib import stream, wiring
 from amaranth.lib.wiring import In, Out
 
 from .array import shadow_write_layout
-from .config import ADDR_FIELD_BITS
 
 __all__ = ["WeightLoader"]
 
@@ -15,9 +14,9 @@ class WeightLoader(wiring.Component):
 
     Members
     -------
-    start : In(stream.Signature(unsigned(14), always_ready=True))
+    start : In(stream.Signature(range(wgt_depth), always_ready=True))
         A load of the tile at weight SRAM row ``payload``. Loads may start every R cycles.
-    rd_addr : Out(unsigned(14))
+    rd_addr : Out(range(wgt_depth))
         Address for the weight SRAM's synchronous read port (data one cycle later).
     rd_data : In(unsigned(8 * C))
         That read port's data.
@@ -35,8 +34,8 @@ class WeightLoader(wiring.Component):
     def __init__(self, cfg):
         self.cfg = cfg
         super().__init__({
-            "start": In(stream.Signature(unsigned(ADDR_FIELD_BITS), always_ready=True)),
-            "rd_addr": Out(unsigned(ADDR_FIELD_BITS)),
+            "start": In(stream.Signature(range(cfg.wgt_depth), always_ready=True)),
+            "rd_addr": Out(range(cfg.wgt_depth)),
             "rd_data": In(unsigned(8 * cfg.cols)),
             "w": Out(stream.Signature(shadow_write_layout(cfg.rows, cfg.cols),
                                       always_ready=True)),
@@ -60,7 +59,7 @@ class WeightLoader(wiring.Component):
         # up as they are read: the weight SRAM's banks are spread over the chip, and an adder
         # in front of their address inputs would share the cycle with that route.
         active = Signal()
-        ptr = Signal(ADDR_FIELD_BITS)
+        ptr = Signal(range(self.cfg.wgt_depth))
         row = Signal(range(max(2, rows)))
         with m.If(valid):
             # A new tile; loads are spaced at least R cycles apart, so the previous one is done.

@@ -1,28 +1,25 @@
 """The vector feed: what the vector unit takes for each VEC step, and where its results go."""
 
-from amaranth import Cat, Module, Signal, unsigned
+from amaranth import Cat, Module, Mux, Signal, unsigned
 from amaranth.lib import data, stream, wiring
 from amaranth.lib.wiring import In, Out
 
-from .config import ADDR_FIELD_BITS, GROUP_FIELD_BITS
-from .delay import delay, row_slot
+from .actmem import act_addr_bits, act_write_layout
+from .delay import delay, row_slot, times
 from .hostport import qparam_slots
 from .isa import READ_LATENCY
-from .sequencer import vec_issue_layout, vec_step_bits
+from .sequencer import count_bits, vec_issue_layout, vec_step_bits
 from .vector import input_layout, output_layout
 
-__all__ = ["VectorFeed", "act_write_layout", "vec_tag_width"]
+__all__ = ["VectorFeed", "vec_tag_layout"]
 
 
-def vec_tag_width(cfg):
-    """Width of the tag a VEC step carries through the vector unit: its activation row, lane
-    group and step."""
-    return ADDR_FIELD_BITS + GROUP_FIELD_BITS + vec_step_bits(cfg)
-
-
-def act_write_layout(cfg):
-    return data.StructLayout({"addr": unsigned(ADDR_FIELD_BITS), "data": unsigned(8 * cfg.rows),
-                              "en": unsigned(cfg.rows)})
+def vec_tag_layout(cfg):
+    """The tag a result carries through the vector unit: where its bytes go (the row's
+    address, its byte count, the step within the row)."""
+    return data.StructLayout({"addr": unsigned(act_addr_bits(cfg)),
+                              "count": unsigned(count_bits(cfg)),
+                              "step": unsigned(vec_step_bits(cfg))})
 
 
 class VectorFeed(wiring.Component):
@@ -49,8 +46,9 @@ class VectorFeed(wiring.Component):
     unit_o : In(stream.Signature(output_layout(vec_lanes, tag), always_ready=True))
         From the vector unit's output.
     act_write : Out(stream.Signature(act_write_layout(cfg), always_ready=True))
-        The activation SRAM write: row, data and byte enables (``valid`` with ``unit_o``;
-        the enables are 0 without it).
+        The activation SRAM write of ``unit_o``'s result (VEC or POOL): step k of a row writes
+        its ``vec_lanes`` bytes at the row's address + k * vec_lanes, as many of them as the
+        row's byte count leaves (none: no write).
 
     Timing: a step issued in cycle t (K = ``cfg.vec_mult_cycles`` = 1) reads the SRAMs in t,
     and ``unit_i`` is valid in t + ``cfg.vec_read_latency`` (registered: the lane select of the
@@ -61,7 +59,7 @@ class VectorFeed(wiring.Component):
 
     def __init__(self, cfg):
         self.cfg = cfg
-        vl, tag = cfg.vec_lanes, vec_tag_width(cfg)
+        vl, tag = cfg.vec_lanes, vec_tag_layout(cfg).size
         slots = qparam_slots(cfg)
         super().__init__({
             "vec": In(stream.Signature(vec_issue_layout(cfg), always_ready=True)),
@@ -132,27 +130,22 @@ class VectorFeed(wiring.Component):
             vin.zero_point.eq(v_tag.zero_point),
             vin.clamp_min.eq(v_tag.clamp_min),
             vin.clamp_max.eq(v_tag.clamp_max),
-            vin.tag.eq(Cat(v_tag.act_addr, v_tag.group, v_tag.step)),
+            vin.tag.eq(Cat(v_tag.act_addr, v_tag.count, v_tag.step)),
         ]
         shifts = v_shift
         for j in range(vec_lanes):
             m.d.comb += vin.shift[j].eq(shifts[8 * j:8 * j + 5])
 
         out = self.unit_o
-        out_tag = out.payload.tag
-        out_addr = out_tag[:ADDR_FIELD_BITS]
-        out_group = out_tag[ADDR_FIELD_BITS:ADDR_FIELD_BITS + GROUP_FIELD_BITS]
-        out_step = out_tag[ADDR_FIELD_BITS + GROUP_FIELD_BITS:]
-        act_slot = slot(out_group, out_step) if cols < rows else out_step
-        act_slots = rows // vec_lanes
+        tag = vec_tag_layout(cfg)(out.payload.tag)
+        offset = times(tag.step, vec_lanes) if cfg.vec_steps > 1 else 0
+        left = tag.count - offset          # bytes of the row from this step's first on
         w = self.act_write
         m.d.comb += [
-            w.valid.eq(out.valid),
-            w.payload.addr.eq(out_addr),
-            w.payload.data.eq(Cat(*[out.payload.data] * act_slots)),
+            w.valid.eq(out.valid & (tag.count > offset)),
+            w.payload.addr.eq(tag.addr + offset),
+            w.payload.count.eq(Mux(left > vec_lanes, vec_lanes, left)),
         ]
-        with m.If(out.valid):
-            for i in range(act_slots):
-                with m.If(act_slot == i):
-                    m.d.comb += w.payload.en.eq(((1 << vec_lanes) - 1) << (i * vec_lanes))
+        for lane in range(vec_lanes):
+            m.d.comb += w.payload.data[lane].eq(out.payload.data[lane])
         return m

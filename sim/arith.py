@@ -10,8 +10,13 @@ import numpy as np
 
 __all__ = [
     "gemm_i32", "wrap_i32", "srdhm", "rounding_divide_by_pot", "requantize",
-    "clamp_for", "quantize_multiplier", "INT32_MIN", "INT32_MAX",
+    "clamp_for", "quantize_multiplier", "rescale_add_input", "ADD_LEFT_SHIFT",
+    "INT32_MIN", "INT32_MAX",
 ]
+
+#: TFLite's integer Add shifts each int8 input (its zero point removed) left by 20 bits before
+#: rescaling it, so that the rescaled inputs keep 20 fractional bits.
+ADD_LEFT_SHIFT = 20
 
 INT32_MIN = -(1 << 31)
 INT32_MAX = (1 << 31) - 1
@@ -70,6 +75,14 @@ def requantize(acc, bias, multiplier, shift, zero_point, clamp_min, clamp_max):
     x = rounding_divide_by_pot(x, shift)
     x = x + int(zero_point)
     return np.clip(x, int(clamp_min), int(clamp_max)).astype(np.int8)
+
+
+def rescale_add_input(v, multiplier, shift):
+    """One input of TFLite's integer Add (``tflite::reference_integer_ops::Add``): ``v`` is the
+    int8 value minus its zero point; the result is
+    ``RoundingDivideByPOT(SaturatingRoundingDoublingHighMul(v << 20, multiplier), shift)``."""
+    shifted = np.asarray(v, dtype=np.int64) << ADD_LEFT_SHIFT
+    return rounding_divide_by_pot(srdhm(shifted, multiplier), shift)
 
 
 def clamp_for(activation, zero_point, scale=None):

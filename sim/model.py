@@ -3,7 +3,7 @@
 :class:`CoreState` holds every SRAM and the array's weight registers as numpy arrays, in the
 lane layout of the hardware. :func:`run` executes the program in ``state.prog`` from address 0
 and returns a :class:`RunResult` with the exact cycle count the RTL reports, using only
-rtl/isa.py for costs, checks and the interlock rule.
+rtl/isa.py for costs, checks and the interlock rules.
 """
 
 from dataclasses import dataclass, field
@@ -13,14 +13,15 @@ import numpy as np
 from rtl import isa
 from rtl.config import CoreConfig
 
-from .arith import gemm_i32, requantize
+from .arith import gemm_i32, requantize, rescale_add_input
 
-__all__ = ["CoreState", "RunResult", "run", "predict_cycles"]
+__all__ = ["CoreState", "RunResult", "run", "predict_cycles", "Registers"]
 
 
 @dataclass
 class CoreState:
-    """Everything a program can read or write. Arrays are indexed [row, lane]."""
+    """Everything a program can read or write. Arrays are indexed [row, lane]; ``act`` rows are
+    ``cfg.act_row_bytes`` bytes, addressed by programs as one byte array (:attr:`act_bytes`)."""
     cfg: CoreConfig
     prog: np.ndarray = None
     act: np.ndarray = None
@@ -36,7 +37,7 @@ class CoreState:
         c = self.cfg
         defaults = {
             "prog": ((c.prog_depth,), np.uint64),
-            "act": ((c.act_depth, c.rows), np.int8),
+            "act": ((c.act_depth, c.act_row_bytes), np.int8),
             "wgt": ((c.wgt_depth, c.cols), np.int8),
             "acc": ((c.acc_depth, c.cols), np.int32),
             "bias": ((c.qparam_depth, c.cols), np.int32),
@@ -53,6 +54,11 @@ class CoreState:
             if value.shape != shape:
                 raise ValueError(f"{name} must have shape {shape}, not {value.shape}")
             setattr(self, name, value)
+
+    @property
+    def act_bytes(self):
+        """The activation SRAM as one byte array (a view: writes go to ``act``)."""
+        return self.act.reshape(-1)
 
     def load_program(self, words):
         words = list(words)
@@ -78,48 +84,157 @@ class RunResult:
     trace: list = field(default_factory=list, repr=False)
 
 
-def _execute(state, instr, setq):
-    cfg, a = state.cfg, instr.args
-    op = instr.op
-    if op == isa.Op.LOADW:
-        state.shadow[:] = state.wgt[a["wgt_addr"]:a["wgt_addr"] + cfg.rows]
-    elif op == isa.Op.MATMUL:
-        if a["swap"]:
-            state.active[:] = state.shadow
-        rows = slice(a["acc_addr"], a["acc_addr"] + a["m"])
-        x = state.act[a["act_addr"]:a["act_addr"] + a["m"]]
-        state.acc[rows] = gemm_i32(x, state.active, state.acc[rows] if a["accumulate"] else None)
-        if a["preload"]:
-            # The tile lands in the shadows after this MATMUL's swap has passed (rtl/loader.py).
-            state.shadow[:] = state.wgt[a["wgt_addr"]:a["wgt_addr"] + cfg.rows]
-    elif op == isa.Op.VEC:
-        g, q, m = a["group"], a["q_addr"], a["m"]
-        w = cfg.lanes
-        ch = slice(g * w, (g + 1) * w) if cfg.cols >= cfg.rows else slice(0, cfg.cols)
-        y = requantize(state.acc[a["acc_addr"]:a["acc_addr"] + m, ch],
-                       state.bias[q, ch], state.mult[q, ch], state.shift[q, ch] & 0x1F,
-                       *setq)
-        dst = slice(a["act_addr"], a["act_addr"] + m)
-        if cfg.cols >= cfg.rows:
-            state.act[dst] = y
+class Registers:
+    """The registers a program sets (SETQ, SETP, SETW), as START leaves them."""
+
+    def __init__(self, cfg):
+        self.setq = (0, -128, 127)
+        self.patterns = [isa.Pattern.default(cfg)] * isa.PATTERNS
+        self.window = dict(kind=isa.Window.DW, kh=1, kw=1, stride=0, line=1, zp_a=0, zp_b=0,
+                           aux=0, aux_pattern=0)
+
+
+def _window(state, addr):
+    """The R bytes of the window at byte ``addr`` (rounded down to ``cfg.act_align``)."""
+    cfg = state.cfg
+    addr -= addr % cfg.act_align
+    return np.take(state.act_bytes, np.arange(addr, addr + cfg.rows), mode="wrap")
+
+
+def _write(state, addr, values):
+    index = np.arange(addr, addr + len(values)) % state.cfg.act_bytes
+    state.act_bytes[index] = values
+
+
+def _matmul(state, a, regs):
+    cfg = state.cfg
+    if a["swap"]:
+        state.active[:] = state.shadow
+    pattern = regs.patterns[a["pattern"]]
+    x = np.stack([_window(state, pattern.address(cfg, a["act_addr"], i))
+                  for i in range(a["m"])])
+    rows = slice(a["acc_addr"], a["acc_addr"] + a["m"])
+    state.acc[rows] = gemm_i32(x, state.active, state.acc[rows] if a["accumulate"] else None)
+    if a["preload"]:
+        # The tile lands in the shadows after this MATMUL's swap has passed (rtl/loader.py).
+        tile = a["wgt_tile"] * cfg.rows
+        state.shadow[:] = state.wgt[tile:tile + cfg.rows]
+
+
+def _vec(state, a, regs):
+    cfg = state.cfg
+    g, q, m = a["group"], a["q_addr"], a["m"]
+    lanes = cfg.lanes
+    ch = slice(g * lanes, (g + 1) * lanes)
+    y = requantize(state.acc[a["acc_addr"]:a["acc_addr"] + m, ch],
+                   state.bias[q, ch], state.mult[q, ch], state.shift[q, ch] & 0x1F, *regs.setq)
+    pattern = regs.patterns[a["pattern"]]
+    n = min(pattern.lanes, lanes)
+    for i in range(m):
+        _write(state, pattern.address(cfg, a["act_addr"], i), y[i, :n])
+
+
+def _fill(state, a, regs):
+    cfg = state.cfg
+    pattern = regs.patterns[a["pattern"]]
+    value = np.full(pattern.lanes, a["value"], dtype=np.int8)
+    for i in range(a["m"]):
+        _write(state, pattern.address(cfg, a["act_addr"], i), value)
+
+
+def pool_results(state, a, regs):
+    """The int32 results of a POOL (before requantisation), one row of ``lanes`` per emitted
+    output, in order (docs/isa.md, POOL)."""
+    cfg = state.cfg
+    w = regs.window
+    lanes, m = cfg.lanes, a["m"]
+    op = isa.Window(w["kind"])
+    pattern = regs.patterns[a["pattern"]]
+    if op == isa.Window.ADD:
+        q = a["q_addr"] + 1
+        b_pattern = regs.patterns[w["aux_pattern"]]
+        out = []
+        for j in range(m // 2):
+            xa = _window(state, pattern.address(cfg, a["act_addr"], j))[:lanes]
+            xb = _window(state, b_pattern.address(cfg, w["aux"], j))[:lanes]
+            out.append(rescale_add_input(xa.astype(np.int64) - w["zp_a"], state.mult[q, 0],
+                                         state.shift[q, 0] & 0x1F)
+                       + rescale_add_input(xb.astype(np.int64) - w["zp_b"], state.mult[q, 1],
+                                           state.shift[q, 1] & 0x1F))
+        return np.array(out, dtype=np.int64).reshape(-1, lanes)
+    x = np.stack([_window(state, pattern.address(cfg, a["act_addr"], i))[:lanes]
+                  for i in range(m)]).astype(np.int64) - w["zp_a"]
+    if op == isa.Window.SUM:
+        return x.sum(axis=0, keepdims=True)
+    kh, kw, stride, line = w["kh"], w["kw"], w["stride"] + 1, w["line"]
+    taps = None
+    if op == isa.Window.DW:
+        base = w["aux"] * cfg.rows
+        taps = state.wgt[base:base + kh * kw, :lanes].astype(np.int64)
+    out = []
+    for i in range(m):
+        iy, ix = divmod(i, line)
+        if (iy < kh - 1 or ix < kw - 1 or (iy - kh + 1) % stride
+                or (ix - kw + 1) % stride):
+            continue
+        window = np.stack([x[(iy - kh + 1 + dy) * line + ix - kw + 1 + dx]
+                           for dy in range(kh) for dx in range(kw)])
+        if op == isa.Window.DW:
+            out.append((window * taps).sum(axis=0))
+        elif op == isa.Window.AVG:
+            out.append(window.sum(axis=0))
         else:
-            state.act[dst, g * cfg.cols:(g + 1) * cfg.cols] = y
+            out.append(window.max(axis=0))
+    return np.array(out, dtype=np.int64).reshape(-1, lanes)
+
+
+def _pool(state, a, regs):
+    cfg = state.cfg
+    q, lanes = a["q_addr"], cfg.lanes
+    results = pool_results(state, a, regs)
+    y = requantize(results, state.bias[q, :lanes], state.mult[q, :lanes],
+                   state.shift[q, :lanes] & 0x1F, *regs.setq)
+    pattern = regs.patterns[a["out_pattern"]]
+    n = min(pattern.lanes, lanes)
+    for j in range(len(y)):
+        _write(state, pattern.address(cfg, a["out_addr"], j), y[j, :n])
+
+
+def _execute(state, instr, regs):
+    a, op = instr.args, instr.op
+    if op == isa.Op.LOADW:
+        tile = a["wgt_tile"] * state.cfg.rows
+        state.shadow[:] = state.wgt[tile:tile + state.cfg.rows]
+    elif op == isa.Op.MATMUL:
+        _matmul(state, a, regs)
+    elif op == isa.Op.VEC:
+        _vec(state, a, regs)
+    elif op == isa.Op.FILL:
+        _fill(state, a, regs)
+    elif op == isa.Op.POOL:
+        _pool(state, a, regs)
     elif op == isa.Op.SETQ:
-        return (a["zero_point"], a["clamp_min"], a["clamp_max"])
-    return setq
+        regs.setq = (a["zero_point"], a["clamp_min"], a["clamp_max"])
+    elif op == isa.Op.SETP:
+        regs.patterns[a["index"]] = isa.Pattern(a["count"], a["step"], a["line"], a["lanes"])
+    elif op == isa.Op.SETW:
+        regs.window = dict(a)
 
 
 def run(state, max_instructions=1_000_000, trace=False):
     """Execute ``state.prog`` on ``state`` (mutated in place) and return a :class:`RunResult`.
 
     Timing (docs/isa.md): ``t`` is the first cycle in which the next instruction can start
-    (it was fetched and decoded while the one before ran).
+    (it was fetched and decoded while the one before ran); ``acc_settled`` / ``act_settled``
+    the first cycle in which every earlier accumulator / activation write can be read;
+    ``load_settled`` the first in which the weight loader has read its last row.
     """
     cfg = state.cfg
+    Op = isa.Op
     t = isa.fetch_cycles(cfg)
-    mm_settled = vec_settled = 0   # first cycle in which all earlier writes can be read
+    acc_settled = act_settled = load_settled = 0
     mac_cycles = instret = 0
-    setq = (0, -128, 127)
+    regs = Registers(cfg)
     steps = []
     pc = 0
     for _ in range(max_instructions):
@@ -128,22 +243,35 @@ def run(state, max_instructions=1_000_000, trace=False):
         else:
             error = isa.check(int(state.prog[pc]), cfg)
         instr = isa.decode(int(state.prog[pc])) if not error else None
-        if error or instr.op == isa.Op.HALT:
-            end = max(t, mm_settled, vec_settled) + 1
+        if error or instr.op == Op.HALT:
+            end = max(t, acc_settled, act_settled) + 1
             if not error:
                 instret += 1
             return RunResult(end, mac_cycles, instret, error, pc, steps)
+        op, m = instr.op, instr.args.get("m", 0)
         start = t
-        if instr.op == isa.Op.MATMUL:
-            start = max(t, vec_settled)
-            mm_settled = start + isa.matmul_settle(cfg, instr.m)
-            mac_cycles += instr.m
-        elif instr.op == isa.Op.VEC:
-            start = max(t, mm_settled)
-            vec_settled = start + isa.vec_settle(cfg, instr.m)
+        if op in (Op.MATMUL, Op.POOL, Op.SETW):          # they read activations
+            start = max(start, act_settled)
+        if op in (Op.VEC, Op.FILL, Op.POOL):             # they write activations
+            start = max(start, act_settled - isa.write_depth(cfg, op))
+        if op == Op.VEC:
+            start = max(start, acc_settled)
+        if op == Op.POOL:
+            start = max(start, load_settled)
+        if op == Op.MATMUL:
+            acc_settled = start + isa.matmul_settle(cfg, m)
+            mac_cycles += m
+        elif op == Op.VEC:
+            act_settled = start + isa.vec_settle(cfg, m)
+        elif op == Op.FILL:
+            act_settled = start + isa.fill_settle(cfg, m)
+        elif op == Op.POOL:
+            act_settled = start + isa.pool_settle(cfg, m)
+        if op == Op.LOADW or (op == Op.MATMUL and instr.preload):
+            load_settled = start + isa.load_busy(cfg)
         if trace:
             steps.append((pc, start, str(instr)))
-        setq = _execute(state, instr, setq)
+        _execute(state, instr, regs)
         t = start + isa.cost(instr, cfg)
         instret += 1
         pc += 1

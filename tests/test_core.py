@@ -38,7 +38,9 @@ PROGRAMS_PER_SHAPE = 50
 
 
 def bench_config(rows, cols, vec_lanes=None, vec_mult_cycles=1, pipeline=None):
-    return CoreConfig(rows=rows, cols=cols, act_depth=96, wgt_depth=160, acc_depth=48,
+    row_bytes = CoreConfig(rows=rows, cols=cols, vec_lanes=vec_lanes).act_row_bytes
+    return CoreConfig(rows=rows, cols=cols, act_depth=1024 // row_bytes, wgt_depth=160,
+                      acc_depth=48,
                       qparam_depth=6, prog_depth=64, vec_lanes=vec_lanes,
                       vec_mult_cycles=vec_mult_cycles, **(pipeline or {}))
 

@@ -10,7 +10,7 @@ import cocotb
 import numpy as np
 
 from rtl import isa
-from rtl.config import ADDR_FIELD_BITS, COUNT_FIELD_BITS
+from rtl.config import ACC_ADDR_BITS, COUNT_FIELD_BITS
 from rtl.hostmap import MAGIC, STATUS_BUSY, Reg, Region
 from sim.model import CoreState
 from sim.randprog import random_case, random_int8, random_state
@@ -53,52 +53,83 @@ def _bad_cases(cfg):
             word |= (value & by_name[name].mask) << by_name[name].lsb
         return word
 
-    top = cfg.act_depth
-    return [
+    top = cfg.act_bytes
+    W = isa.Window
+    cases = [
         ("illegal opcode 0xF", 0xF << isa.OPCODE_LSB, Error.ILLEGAL_OPCODE),
-        ("illegal opcode 0x6", 0x6 << isa.OPCODE_LSB | 5, Error.ILLEGAL_OPCODE),
+        ("illegal opcode 0xA", 0xA << isa.OPCODE_LSB | 5, Error.ILLEGAL_OPCODE),
         ("reserved bit in HALT", 1, Error.BAD_FIELD),
-        ("reserved bit in MATMUL", raw(Op.MATMUL, m=1) | _top_reserved_bit(Op.MATMUL),
+        ("reserved bit in VEC", raw(Op.VEC, m=1) | _top_reserved_bit(Op.VEC), Error.BAD_FIELD),
+        ("reserved bit in SETP", raw(Op.SETP, count=1, lanes=1) | _top_reserved_bit(Op.SETP),
          Error.BAD_FIELD),
         ("WAIT 0", raw(Op.WAIT, cycles=0), Error.BAD_FIELD),
         ("MATMUL m=0", raw(Op.MATMUL, m=0), Error.BAD_FIELD),
         ("VEC m=0", raw(Op.VEC, m=0), Error.BAD_FIELD),
-        ("MATMUL wgt_addr without preload", raw(Op.MATMUL, m=1, wgt_addr=3), Error.BAD_FIELD),
-        ("VEC group out of range", raw(Op.VEC, m=1, group=cfg.groups), Error.BAD_FIELD),
+        ("FILL m=0", raw(Op.FILL, m=0), Error.BAD_FIELD),
+        ("MATMUL wgt_tile without preload", raw(Op.MATMUL, m=1, wgt_tile=3), Error.BAD_FIELD),
+        ("VEC group out of range", raw(Op.VEC, m=1, group=isa.vec_groups(cfg)),
+         Error.BAD_FIELD),
         ("SETQ clamp_min > clamp_max", raw(Op.SETQ, clamp_min=5, clamp_max=4), Error.BAD_FIELD),
-        ("MATMUL act past the end", raw(Op.MATMUL, m=2, act_addr=top - 1), Error.ACT_RANGE),
-        ("VEC act past the end", raw(Op.VEC, m=3, act_addr=top - 2), Error.ACT_RANGE),
-        ("LOADW past the end", raw(Op.LOADW, wgt_addr=cfg.wgt_depth - cfg.rows + 1),
-         Error.WGT_RANGE),
+        ("SETP count 0", raw(Op.SETP, count=0, lanes=1), Error.BAD_FIELD),
+        ("SETP lanes 0", raw(Op.SETP, count=1, lanes=0), Error.BAD_FIELD),
+        ("SETP lanes > R", raw(Op.SETP, count=1, lanes=cfg.rows + 1), Error.BAD_FIELD),
+        ("MATMUL act past the end", raw(Op.MATMUL, m=2, act_addr=top), Error.ACT_RANGE),
+        ("VEC act past the end", raw(Op.VEC, m=3, act_addr=top + 5), Error.ACT_RANGE),
+        ("FILL act past the end", raw(Op.FILL, m=1, act_addr=top), Error.ACT_RANGE),
+        ("LOADW past the end", raw(Op.LOADW, wgt_tile=cfg.wgt_tiles), Error.WGT_RANGE),
         ("MATMUL preload past the end",
-         raw(Op.MATMUL, m=1, preload=1, wgt_addr=cfg.wgt_depth - cfg.rows + 1), Error.WGT_RANGE),
+         raw(Op.MATMUL, m=1, preload=1, wgt_tile=cfg.wgt_tiles), Error.WGT_RANGE),
         ("MATMUL acc past the end", raw(Op.MATMUL, m=2, acc_addr=cfg.acc_depth - 1),
          Error.ACC_RANGE),
         ("VEC acc past the end", raw(Op.VEC, m=2, acc_addr=cfg.acc_depth - 1), Error.ACC_RANGE),
         *_high_bit_cases(cfg, raw),
         ("VEC qparam row past the end", raw(Op.VEC, m=1, q_addr=cfg.qparam_depth),
          Error.QPARAM_RANGE),
-        ("MATMUL with everything wrong: the lowest code wins",
-         raw(Op.MATMUL, m=cfg.act_depth, act_addr=1, acc_addr=cfg.acc_depth - 1)
-         | _top_reserved_bit(Op.MATMUL), Error.BAD_FIELD),
+        ("VEC with everything wrong: the lowest code wins",
+         raw(Op.VEC, m=cfg.acc_depth, act_addr=top, acc_addr=1, q_addr=cfg.qparam_depth)
+         | _top_reserved_bit(Op.VEC), Error.BAD_FIELD),
     ]
+    if cfg.pool:
+        cases += [
+            ("POOL m=0", raw(Op.POOL, m=0), Error.BAD_FIELD),
+            ("SETW kind 5", raw(Op.SETW, kind=5, kh=1, kw=1, line=1), Error.BAD_FIELD),
+            ("SETW kh 0", raw(Op.SETW, kh=0, kw=1, line=1), Error.BAD_FIELD),
+            ("SETW line beyond the line buffer",
+             raw(Op.SETW, kh=1, kw=1, line=cfg.pool_line + 1), Error.BAD_FIELD),
+            ("SETW kw > line", raw(Op.SETW, kh=1, kw=3, line=2), Error.BAD_FIELD),
+            ("SETW a line of 1 under a 2-high window", raw(Op.SETW, kh=2, kw=1, line=1),
+             Error.BAD_FIELD),
+            ("POOL input past the end", raw(Op.POOL, m=1, act_addr=top), Error.ACT_RANGE),
+            ("POOL output past the end", raw(Op.POOL, m=1, out_addr=top), Error.ACT_RANGE),
+            ("SETW ADD's B past the end",
+             raw(Op.SETW, kind=W.ADD, kh=1, kw=1, line=1, aux=top), Error.ACT_RANGE),
+            ("SETW DW weights past the end",
+             raw(Op.SETW, kind=W.DW, kh=3, kw=3, line=4, aux=cfg.wgt_tiles + 1),
+             Error.WGT_RANGE),
+            ("POOL needs two parameter rows",
+             raw(Op.POOL, m=1, q_addr=cfg.qparam_depth - 1), Error.QPARAM_RANGE),
+        ]
+    else:
+        cases += [("POOL on a core without the window unit", raw(Op.POOL, m=1),
+                   Error.ILLEGAL_OPCODE),
+                  ("SETW on a core without the window unit", raw(Op.SETW, kh=1, kw=1, line=1),
+                   Error.ILLEGAL_OPCODE)]
+    return cases
 
 
 def _high_bit_cases(cfg, raw):
-    """Rows past the end only by the bits above the sequencer's range adders (as wide as the
-    SRAM's depth: rtl/sequencer.py, _past_end), with nothing in the bits below; each where the
-    field has such bits."""
+    """Accumulator rows past the end only by the bits above the sequencer's range adders (as
+    wide as the SRAM's depth: rtl/sequencer.py, _past_end), with nothing in the bits below;
+    each where the field has such bits."""
     def beyond(depth, bits):
         first = 1 << depth.bit_length()
         return first if first < 1 << bits else None
 
     cases = [
-        ("MATMUL act row beyond the adder", Op.MATMUL, "act_addr", cfg.act_depth,
-         ADDR_FIELD_BITS, Error.ACT_RANGE),
         ("MATMUL acc row beyond the adder", Op.MATMUL, "acc_addr", cfg.acc_depth,
-         ADDR_FIELD_BITS, Error.ACC_RANGE),
-        ("VEC rows beyond the adder", Op.VEC, "m", cfg.act_depth, COUNT_FIELD_BITS,
-         Error.ACT_RANGE),
+         ACC_ADDR_BITS, Error.ACC_RANGE),
+        ("VEC rows beyond the adder", Op.VEC, "m", cfg.acc_depth, COUNT_FIELD_BITS,
+         Error.ACC_RANGE),
     ]
     out = []
     for name, op, field, depth, bits, error in cases:
