@@ -8,7 +8,7 @@ from amaranth.lib.wiring import In, Out
 from .accpath import AccumulatorPath
 from .actmem import ActivationMemory
 from .array import SystolicArray
-from .delay import delay
+from .delay import delay, row_slot
 from .hostbus import HostBusSignature
 from .hostmap import DATA_BITS, HostMap
 from .hostport import HostPort, qparam_slots
@@ -17,6 +17,7 @@ from .loader import WeightLoader
 from .sequencer import ERROR_BITS, Sequencer
 from .vecfeed import VectorFeed, vec_tag_layout
 from .vector import VectorUnit
+from .window import WindowUnit
 
 __all__ = ["LockstepCore"]
 
@@ -154,6 +155,18 @@ class LockstepCore(wiring.Component):
         if cfg.pool:
             with m.If(seq.pool.valid):
                 m.d.comb += act.read_addr.eq(seq.pool.payload.addr)
+            # The window unit: POOL inputs from the activation windows, results to the vector
+            # unit in cycles in which no VEC step is there (the interlocks keep them apart).
+            m.submodules.window = win = WindowUnit(cfg)
+            wiring.connect(m, seq.pool, win.issue)
+            wiring.connect(m, seq.pool_tap, win.tap)
+            m.d.comb += [
+                win.x.eq(act.read_data), win.window.eq(seq.window),
+                win.tap_covered.eq(seq.pool_tap_covered), win.wgt_data.eq(wgt_r.data),
+                win.q.valid.eq(seq.pool_q.valid), win.q.payload.eq(seq.pool_q_second),
+                win.bias_data.eq(bias_r.data), win.mult_data.eq(mult_r.data),
+                win.shift_data.eq(shift_r.data),
+            ]
         m.submodules.acc_path = accp = AccumulatorPath(cfg, to_array + array.latency)
         wiring.connect(m, array.y, accp.y)
         m.d.comb += [
@@ -166,7 +179,13 @@ class LockstepCore(wiring.Component):
         # -- vector path: acc + qparams -> vector unit -> activation write -----------------------
         vec = seq.vec
         wiring.connect(m, seq.vec, feed.vec)
-        wiring.connect(m, feed.unit_i, vector.i)
+        if cfg.pool:
+            with m.If(win.o.valid):
+                wiring.connect(m, win.o, vector.i)
+            with m.Else():
+                wiring.connect(m, feed.unit_i, vector.i)
+        else:
+            wiring.connect(m, feed.unit_i, vector.i)
         wiring.connect(m, vector.o, feed.unit_o)
         m.d.comb += [
             feed.acc_data.eq(acc_r.data), feed.acc_row.eq(accp.read_row),
@@ -201,6 +220,14 @@ class LockstepCore(wiring.Component):
             ]
             with m.If(accp.write.valid):
                 m.d.comb += acc_w.en.eq(-1)
+            if cfg.pool:
+                # A POOL's prologue reads its weight and parameter rows (the loader is idle then,
+                # and no VEC runs).
+                with m.If(seq.pool_tap.valid):
+                    m.d.comb += wgt_r.addr.eq(seq.tap_row)
+                q_row = row_slot(seq.pool_q.payload, 0, qparam_slots(cfg))
+                with m.If(seq.pool_q.valid):
+                    m.d.comb += [port.addr.eq(q_row) for port in (bias_r, mult_r, shift_r)]
         with m.Else():
             for port in (prog_r, wgt_r, acc_r):
                 m.d.comb += port.addr.eq(host.row)

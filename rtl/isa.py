@@ -27,7 +27,7 @@ from .config import (
 __all__ = [
     "Op", "Error", "Field", "FIELDS", "INSTR_BITS", "OPCODE_LSB", "OPCODE_BITS",
     "Instr", "encode", "decode", "check", "cost", "IsaError", "Window", "Pattern",
-    "PATTERNS", "POOL_MIN_COST", "LANES_BITS",
+    "PATTERNS", "POOL_PROLOGUE", "LANES_BITS",
     "fetch_cycles", "READ_LATENCY", "act_read_latency", "act_write_latency", "array_latency",
     "vec_unit_latency", "vec_pipeline_depth", "fill_depth", "window_latency", "pool_depth",
     "matmul_settle", "vec_settle", "fill_settle", "pool_settle", "load_cost", "load_busy",
@@ -99,9 +99,9 @@ class Field:
 
 #: Width of SETP's ``lanes``: bytes a write covers, 1..R (R <= 64).
 LANES_BITS = 7
-#: POOL streams at least this many cycles: the window unit reads its (up to 3 x 3) depthwise
-#: weights from weight SRAM in its first cycles, and a load must not start before.
-POOL_MIN_COST = 9
+#: Cycles a POOL spends before its first input: the window unit reads the weights of the 3 x 3
+#: window positions from weight SRAM, one a cycle, and its parameter rows.
+POOL_PROLOGUE = 9
 #: Address-pattern registers.
 PATTERNS = 1 << PATTERN_BITS
 
@@ -256,7 +256,7 @@ def check(word, cfg):
         return Error.BAD_FIELD
     if op == Op.SETW and (a["kind"] not in set(Window) or not 1 <= a["kh"] <= 3
                           or not 1 <= a["kw"] <= 3 or not 1 <= a["line"] <= cfg.pool_line
-                          or a["kw"] > a["line"]):
+                          or a["kw"] > a["line"] or (a["kh"] > 1 and a["line"] < 2)):
         return Error.BAD_FIELD
     if op in (Op.MATMUL, Op.VEC, Op.FILL, Op.POOL) and a["act_addr"] >= cfg.act_bytes:
         return Error.ACT_RANGE
@@ -351,9 +351,10 @@ def fill_depth(cfg):
 
 def window_latency():
     """Cycles from a window unit input in its input register to its result at the vector
-    unit's input (rtl/window.py): the line buffers and window, the products, the sum, the
-    result register."""
-    return 4
+    unit's input (rtl/window.py): the window, then the longest path, ADD's: its product in
+    four levels of adds, TFLite's rounding high half, the rounding term and the shift, the
+    sum with the A input's result, and the output register."""
+    return 10
 
 
 def pool_depth(cfg):
@@ -367,7 +368,7 @@ def write_depth(cfg, op):
     """Cycles from the first cycle of an instruction that writes activations to its first
     write landing: it may start once that lands after every earlier activation write."""
     return {Op.VEC: vec_pipeline_depth(cfg), Op.FILL: fill_depth(cfg),
-            Op.POOL: pool_depth(cfg)}[op]
+            Op.POOL: POOL_PROLOGUE + pool_depth(cfg)}[op]
 
 
 def load_cost(cfg):
@@ -400,7 +401,7 @@ def cost(instr, cfg):
     if op == Op.FILL:
         return a["m"]
     if op == Op.POOL:
-        return max(a["m"], POOL_MIN_COST)
+        return POOL_PROLOGUE + a["m"]
     return 1   # HALT, SETQ, SETP, SETW
 
 
@@ -434,5 +435,5 @@ def fill_settle(cfg, m):
 
 def pool_settle(cfg, m):
     """Cycles from a POOL's first cycle until all its writes can be read: its last input is
-    read in cycle s + m - 1."""
-    return m + pool_depth(cfg)
+    read in cycle s + POOL_PROLOGUE + m - 1."""
+    return POOL_PROLOGUE + m + pool_depth(cfg)

@@ -139,7 +139,8 @@ class Sequencer(wiring.Component):
     pool_q_second : Out(1)
     pool_tap : Out(stream.Signature(unsigned(4), always_ready=True))
         In a POOL's first 9 cycles, window position ``payload`` (0..8, row-major in the 3 x 3
-        window): ``valid`` when the kernel covers it; ``tap_row`` is its weight row.
+        window); ``pool_tap_covered`` when the kernel covers it, and ``tap_row`` is then its
+        weight row.
     tap_row : Out(range(wgt_depth))
     load : Out(stream.Signature(range(wgt_depth), always_ready=True))
         Start of a weight-tile load at the given weight SRAM row.
@@ -188,6 +189,7 @@ class Sequencer(wiring.Component):
                 "pool_q": Out(stream.Signature(unsigned(QADDR_FIELD_BITS), always_ready=True)),
                 "pool_q_second": Out(1),
                 "pool_tap": Out(stream.Signature(unsigned(4), always_ready=True)),
+                "pool_tap_covered": Out(1),
                 "tap_row": Out(range(cfg.wgt_depth)),
             })
         super().__init__(members)
@@ -214,6 +216,9 @@ class Sequencer(wiring.Component):
         step = Signal(vec_step_bits(cfg) + beat_bits(cfg))
         rows_left = Signal(COUNT_FIELD_BITS)  # MATMUL rows / POOL inputs left after this one
         rows_more = Signal()                  # a MATMUL row / POOL input is issued this cycle
+        # A POOL's prologue is over (its inputs issue), and its next input is its first.
+        pool_ready = Signal() if cfg.pool else Const(1, 1)
+        first_input = Signal()
         zero_point = Signal(signed(8))
         clamp_min = Signal(signed(8), init=-128)
         clamp_max = Signal(signed(8), init=127)
@@ -407,7 +412,7 @@ class Sequencer(wiring.Component):
                     with m.Else():   # it goes on (on its last cycle, advance loads the next)
                         m.d.sync += [first.eq(0), started.eq(1), left.eq(left - 1),
                                      last.eq(left == 2)]
-                        with m.If(rows_more):
+                        with m.If(rows_more & (~is_op[Op.POOL] | pool_ready)):
                             m.d.sync += [rows_left.eq(rows_left - 1), rows_more.eq(rows_left != 0)]
                         with m.If(is_op[Op.MATMUL] & rows_more):
                             m.d.sync += acc_ptr.eq(acc_ptr + 1)
@@ -428,7 +433,7 @@ class Sequencer(wiring.Component):
 
         self._issue(m, f, is_op, started, issuing, rows_more, rows_left, advance, step,
                     read_walk, write_walk, aux_walk, read_pattern, write_pattern, aux_pattern,
-                    window, w_stride, w_line_last, w_aux)
+                    window, w_stride, w_line_last, w_aux, pool_ready, first_input)
         # The next instruction's walkers start at its base addresses (after the issue logic: in
         # the last issue cycle of an instruction, this wins over its own walkers' steps).
         with m.If(advance):
@@ -514,7 +519,7 @@ class Sequencer(wiring.Component):
 
     def _issue(self, m, f, is_op, started, issuing, rows_more, rows_left, advance, step,
                read_walk, write_walk, aux_walk, read_pattern, write_pattern, aux_pattern,
-               window, w_stride, w_line_last, w_aux):
+               window, w_stride, w_line_last, w_aux, pool_ready, first_input):
         """What an issue cycle of the current instruction drives and advances: valid bits, the
         walkers, and a POOL's window position."""
         cfg, Op = self.cfg, isa.Op
@@ -542,11 +547,12 @@ class Sequencer(wiring.Component):
         if cfg.pool:
             self._pool_issue(m, f, is_op, first_cycle, issuing, rows_more, rows_left, advance,
                              read_walk, write_walk, aux_walk, read_pattern, write_pattern,
-                             aux_pattern, window, w_stride, w_line_last, w_aux)
+                             aux_pattern, window, w_stride, w_line_last, w_aux, pool_ready,
+                             first_input)
 
     def _pool_issue(self, m, f, is_op, first_cycle, issuing, rows_more, rows_left, advance,
                     read_walk, write_walk, aux_walk, read_pattern, write_pattern, aux_pattern,
-                    window, w_stride, w_line_last, w_aux):
+                    window, w_stride, w_line_last, w_aux, pool_ready, first_input):
         """A POOL's inputs: which window each reads, its place in the line and the window, and
         whether a result leaves with it; its prologue of parameter and weight reads."""
         cfg, Op = self.cfg, isa.Op
@@ -568,10 +574,10 @@ class Sequencer(wiring.Component):
         emit = Mux(is_add, b_turn, Mux(is_sum, rows_left == 0, in_window))
         m.d.comb += [
             p.addr.eq(Mux(is_add & b_turn, aux_walk.addr, read_walk.addr)),
-            p.ix.eq(ix), p.first.eq(first_cycle), p.b.eq(is_add & b_turn), p.emit.eq(emit),
+            p.ix.eq(ix), p.first.eq(first_input), p.b.eq(is_add & b_turn), p.emit.eq(emit),
         ]
         with m.If(is_op[Op.POOL] & issuing):
-            m.d.comb += self.pool.valid.eq(rows_more)
+            m.d.comb += self.pool.valid.eq(rows_more & pool_ready)
         with m.If(self.pool.valid):
             with m.If(emit):
                 m.d.sync += write_walk.advance(write_pattern)
@@ -590,14 +596,17 @@ class Sequencer(wiring.Component):
         # The prologue: the parameter rows in cycles 0 and 1, the window's weight rows in
         # cycles 0 to 8 (position pos = wy * 3 + wx; the kernel fills the bottom-right corner:
         # tap (wy - 3 + kh) * kw + (wx - 3 + kw)).
-        prologue = Signal(range(isa.POOL_MIN_COST + 1))
-        with m.If(is_op[Op.POOL] & issuing):
-            with m.If(first_cycle):
-                m.d.sync += prologue.eq(1)
-            with m.Elif(prologue != isa.POOL_MIN_COST):
-                m.d.sync += prologue.eq(prologue + 1)
-        in_prologue = is_op[Op.POOL] & issuing & (first_cycle | (prologue != isa.POOL_MIN_COST))
-        pos = Mux(first_cycle, 0, prologue)
+        prologue = Signal(range(isa.POOL_PROLOGUE))
+        in_prologue = is_op[Op.POOL] & issuing & ~pool_ready
+        pos = prologue
+        with m.If(in_prologue):
+            m.d.sync += prologue.eq(prologue + 1)
+            with m.If(prologue == isa.POOL_PROLOGUE - 1):
+                m.d.sync += pool_ready.eq(1)
+        with m.If(self.pool.valid):
+            m.d.sync += first_input.eq(0)
+        with m.If(advance):     # last: a POOL starts with its prologue
+            m.d.sync += [prologue.eq(0), pool_ready.eq(0), first_input.eq(1)]
         m.d.comb += [
             self.pool_q.valid.eq(in_prologue & (pos < 2)),
             self.pool_q.payload.eq(pool["q_addr"] + ~pos[0]),
@@ -619,7 +628,8 @@ class Sequencer(wiring.Component):
                 with m.Case(position | kw << 4 | kh << 6):
                     m.d.comb += [tap.eq(t), covered.eq(1)]
         m.d.comb += [
-            self.pool_tap.valid.eq(in_prologue & covered),
+            self.pool_tap.valid.eq(in_prologue),
+            self.pool_tap_covered.eq(covered),
             self.tap_row.eq(times(w_aux[:isa.FIELDS[Op.LOADW][0].width], cfg.rows) + tap),
         ]
 
@@ -705,8 +715,7 @@ class Sequencer(wiring.Component):
                 m.d.comb += cost.eq(f[Op.FILL]["m"])
             if cfg.pool:
                 with m.Case(Op.POOL):
-                    pm = f[Op.POOL]["m"]
-                    m.d.comb += cost.eq(Mux(pm < isa.POOL_MIN_COST, isa.POOL_MIN_COST, pm))
+                    m.d.comb += cost.eq(f[Op.POOL]["m"] + isa.POOL_PROLOGUE)
             with m.Default():
                 m.d.comb += cost.eq(1)
         return cost

@@ -112,26 +112,25 @@ def _clamp(rng, zero_point):
 
 def _gemm_case(cfg, rng, state):
     dims = _max_dims(cfg)
-    for _ in range(200):
+    size = cfg.act_bytes
+    align = cfg.act_align
+    for _ in range(500):
         m = int(rng.integers(1, dims["m"] + 1))
         k = int(rng.integers(1, dims["k_tiles"] * cfg.rows + 1))
         n = int(rng.integers(1, dims["n_tiles"] * cfg.cols + 1))
-        if _fits(cfg, m, k, n):
+        kt, nt = ceil_div(k, cfg.rows), ceil_div(n, cfg.cols)
+        # X's rows along a random pattern, each read as kt windows of R bytes; Y's after it.
+        xp = RandomPattern(rng, m, kt * cfg.rows, align)
+        yp = RandomPattern(rng, m, n)
+        if _fits(cfg, m, k, n) and xp.span + yp.span + 8 + align <= size:
             break
     else:
         raise ValueError(f"no GEMM fits {cfg}")
-    kt, nt = ceil_div(k, cfg.rows), ceil_div(n, cfg.cols)
-    size = cfg.act_bytes
-    align = cfg.act_align
 
     x = random_int8(rng, (m, k))
     w = random_int8(rng, (k, n))
-    # X's rows along a random pattern, each read as kt windows of R bytes; Y's after it.
-    xp = RandomPattern(rng, m, kt * cfg.rows, align)
-    yp = RandomPattern(rng, m, n)
     x_base = int(rng.integers(0, size // align)) * align
     y_base = (x_base + xp.span + int(rng.integers(0, 8))) % size
-    assert xp.span + yp.span + 8 <= size
     for i in range(m):
         write_bytes(state, xp.address(x_base, i, size), x[i])
     w_rows = place_weights(cfg, w)

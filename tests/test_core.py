@@ -20,18 +20,28 @@ FAST_CLOCK = BOARDS["ulx3s-85f"].core.timing
 #: the ULX3S core takes (the array bench covers three-stage PEs).
 PE5_H3 = {"pe_stages": 5, "host_read_latency": 3}
 
-# Array shapes (rows, cols, vec_lanes[, vec_mult_cycles[, pipeline options]]), some not square,
-# some with fewer vector lanes than min(rows, cols) (several cycles per VEC row), some with
-# serial multipliers (K cycles per VEC step), one with the ULX3S core's pipeline, one with
-# five-stage PEs and three-cycle host reads; small SRAMs keep full read-backs cheap.
+#: Whole-row activation windows (act_align = act_row_bytes), as on the iCEBreaker's core.
+ALIGNED = {"act_align": 4}
+
+#: The window unit (POOL), with the ULX3S core's pipeline too.
+POOL = {"pool": True, "pool_line": 16}
+FAST_POOL = {**FAST_CLOCK, **POOL}
+
+# Array shapes (rows, cols, vec_lanes[, vec_mult_cycles[, options]]), some not square, some
+# with fewer vector lanes than min(rows, cols) (several cycles per VEC row), some with serial
+# multipliers (K cycles per VEC step), one with the ULX3S core's pipeline, one with five-stage
+# PEs and three-cycle host reads, one with whole-row windows, two with the window unit; small
+# SRAMs keep full read-backs cheap.
 SHAPES = [(1, 1, None), (3, 3, None), (8, 8, None), (8, 8, 2, 1, FAST_CLOCK), (4, 16, None),
-          (4, 16, 1), (16, 4, 2), (4, 4, 1, 32), (2, 8, 2, 4), (4, 8, 2, 1, PE5_H3)]
+          (4, 16, 1), (16, 4, 2), (4, 4, 1, 32, ALIGNED), (2, 8, 2, 4), (4, 8, 2, 1, PE5_H3),
+          (8, 8, None, 1, POOL), (12, 12, None, 1, FAST_POOL)]
+OPTION_NAMES = {id(FAST_CLOCK): "-fast", id(PE5_H3): "-pe5h3", id(ALIGNED): "-aligned",
+                id(POOL): "-pool", id(FAST_POOL): "-fastpool"}
 
 
 def shape_id(shape):
-    pipeline = shape[4] if len(shape) > 4 else None
-    suffix = "-fast" if pipeline is FAST_CLOCK else "-pe5h3" if pipeline is PE5_H3 else ""
-    return bench_config(*shape).shape + suffix
+    options = shape[4] if len(shape) > 4 else None
+    return bench_config(*shape).shape + OPTION_NAMES.get(id(options), "")
 
 
 PROGRAMS_PER_SHAPE = 50
@@ -40,8 +50,7 @@ PROGRAMS_PER_SHAPE = 50
 def bench_config(rows, cols, vec_lanes=None, vec_mult_cycles=1, pipeline=None):
     row_bytes = CoreConfig(rows=rows, cols=cols, vec_lanes=vec_lanes).act_row_bytes
     return CoreConfig(rows=rows, cols=cols, act_depth=1024 // row_bytes, wgt_depth=160,
-                      acc_depth=48,
-                      qparam_depth=6, prog_depth=64, vec_lanes=vec_lanes,
+                      acc_depth=48, qparam_depth=6, prog_depth=64, vec_lanes=vec_lanes,
                       vec_mult_cycles=vec_mult_cycles, **(pipeline or {}))
 
 
@@ -63,7 +72,7 @@ def test_bad_programs(shape, simulator, seed):
     run_core_bench(bench_config(*shape), simulator, seed, "bad_programs")
 
 
-@pytest.mark.parametrize("shape", [(8, 8, None), (4, 16, None), (8, 8, 2, 1, FAST_CLOCK)],
-                         ids=shape_id)
+@pytest.mark.parametrize("shape", [(8, 8, None), (4, 16, None), (8, 8, 2, 1, FAST_CLOCK),
+                                   (4, 4, 1, 32, ALIGNED)], ids=shape_id)
 def test_host_port(shape, simulator, seed):
     run_core_bench(bench_config(*shape), simulator, seed, "host_port")
