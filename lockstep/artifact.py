@@ -9,13 +9,13 @@ import numpy as np
 
 __all__ = ["save_compiled", "load_artifact", "FORMAT"]
 
-FORMAT = "lockstep-compiled-1"
+FORMAT = "lockstep-compiled-2"
 IMAGES = ("prog", "wgt", "bias", "mult", "shift")
 
 
 def _tensor(t):
-    return {"base": t.base, "rows": t.rows, "channels": t.channels,
-            "image": list(t.image) if t.image else None}
+    return {"base": t.base, "layout_shape": list(t.shape), "pads": list(t.pads),
+            "transposed": t.transposed, "align": t.align}
 
 
 def save_compiled(compiled):
@@ -31,7 +31,6 @@ def save_compiled(compiled):
                   "zero_point": model.input.zero_point, **_tensor(compiled.input)},
         "output": {"shape": list(model.output_shape), "scale": model.output.scale,
                    "zero_point": model.output.zero_point, **_tensor(compiled.output)},
-        "canvas": list(compiled.canvas) if compiled.canvas else None,
         "layers": compiled.layers,
     }
     buffer = io.BytesIO()

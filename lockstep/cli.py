@@ -84,7 +84,7 @@ def cmd_generate(args):
 
 def load_model(path):
     """A QModel from an ONNX file, with one-line errors."""
-    from .onnx_import import load_onnx
+    from .onnx import load_onnx
     path = Path(path)
     if not path.is_file():
         raise UserError(f"no such model file: {path}")
@@ -148,7 +148,7 @@ def cmd_run(args):
             connection.close()
     out = result.outputs
     if not args.int8_output:
-        out = compiled.model.output.dequantize(out).astype(np.float32)
+        out = compiled.model.finish(out).astype(np.float32)   # a final softmax on the host
     out = _to_onnx_layout(out)
     buffer = _npy_bytes(out)
     write_bytes_atomically(args.output, buffer)

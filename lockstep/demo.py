@@ -26,16 +26,6 @@ DEMO_CONFIG = CoreConfig(rows=8, cols=8, act_depth=2048, wgt_depth=2048, acc_dep
 LARGE_BATCH = 16
 
 
-def _macs(model):
-    """MACs of one inference (no padding)."""
-    total = 0
-    for layer, out in zip(model.layers, model.shapes(), strict=True):
-        if hasattr(layer, "weight"):
-            pixels = out[0] * out[1] if len(out) == 3 else 1
-            total += pixels * int(np.prod(layer.weight.shape))
-    return total
-
-
 def _board_latencies(model, batch):
     """Predicted latency of one batch on each board's own core, at its clock."""
     out = []
@@ -94,7 +84,7 @@ def run_demo(simulator="verilator", seed=2026, rtl_samples=8, out=sys.stdout, pr
         cycles_ok = (set(rtl_1.measured_cycles) == {small.predicted_cycles}
                      and set(rtl_n.measured_cycles) == {large.predicted_cycles})
         all_ok &= same and cycles_ok
-        macs = _macs(model)
+        macs = model.macs()
         say(f"  RTL == golden model, bit for bit, on {rtl_samples} images at batch 1 and "
             f"{LARGE_BATCH} at batch {LARGE_BATCH}: {'yes' if same else 'NO'}")
         for label, compiled, result in (("batch 1", small, rtl_1),

@@ -99,7 +99,7 @@ def _multiplier(name, real, what="requantisation scale"):
     try:
         return quantize_multiplier(real)
     except ValueError:
-        raise ModelError(f"{name}: needs a {what} of {real:.4g}; the vector unit supports "
+        raise ModelError(f"{name} needs a {what} of {real:.4g}; the vector unit supports "
                          "scales below 1 only") from None
 
 
@@ -326,9 +326,9 @@ def add_multipliers(name, q1, q2, output_q):
     by 20 bits and scaled by ``s_i / (2 max(s1, s2))``, the sum by
     ``2 max(s1, s2) / (2**20 s_out)``. Returns ((m1, sh1), (m2, sh2), (m_out, sh_out))."""
     twice_max = 2.0 * max(q1.scale, q2.scale)
-    return (_multiplier(name, q1.scale / twice_max, "input scale"),
-            _multiplier(name, q2.scale / twice_max, "input scale"),
-            _multiplier(name, twice_max / ((1 << 20) * output_q.scale)))
+    return (_multiplier(f"{name}:", q1.scale / twice_max, "input scale"),
+            _multiplier(f"{name}:", q2.scale / twice_max, "input scale"),
+            _multiplier(f"{name}:", twice_max / ((1 << 20) * output_q.scale)))
 
 
 @dataclass

@@ -12,7 +12,7 @@ from test_compiler import big_core
 from test_onnx_import import BUILDERS, quantize
 
 from lockstep.compiler import compile_model
-from lockstep.onnx_import import load_onnx
+from lockstep.onnx import load_onnx
 from lockstep.runtime import run
 
 # The core of tests/test_compiler.py's 8x8 runs, so that both share one simulator build.

@@ -8,7 +8,7 @@ import numpy as np
 from rtl import isa
 from sim.programs import COUNT_MAX, ceil_div
 
-from .errors import CompileError, fits_field
+from .errors import fits_field
 
 __all__ = ["Builder", "PatternSpec"]
 
