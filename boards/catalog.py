@@ -86,7 +86,8 @@ BOARDS = {
     "icebreaker": Board(
         "icebreaker", "iCE40UP5K",
         CoreConfig(rows=8, cols=2, vec_lanes=1, vec_mult_cycles=32, act_depth=512,
-                   wgt_depth=256, acc_depth=256, qparam_depth=16, prog_depth=256),
+                   wgt_depth=256, acc_depth=256, qparam_depth=16, prog_depth=256, act_align=8,
+                   patterns=1),
         clock_mhz=12.0,
         platform_path="amaranth_boards.icebreaker:ICEBreakerPlatform",
         # -device u: ABC maps for the UP5K's delays, not the HX's (the default): 32.1/33.3/32.3
@@ -96,8 +97,9 @@ BOARDS = {
         leds=(("led_g", 0), ("led_r", 0))),
     "ulx3s-85f": Board(
         "ulx3s-85f", "LFE5U-85F",
-        CoreConfig(rows=12, cols=12, vec_lanes=3, act_depth=4096, wgt_depth=8192, acc_depth=1024,
-                   qparam_depth=64, prog_depth=2048, host_read_latency=4, acc_write_latency=1,
+        CoreConfig(rows=12, cols=12, vec_lanes=12, vec_lut=True, pool=True, pool_line=64,
+                   act_depth=4096, wgt_depth=12288, acc_depth=512, qparam_depth=64,
+                   prog_depth=1024, host_read_latency=4, acc_write_latency=1,
                    decode_cycles=2, pe_stages=4, vec_read_latency=3),
         clock_mhz=25.0,
         platform_path="amaranth_boards.ulx3s:ULX3S_85F_Platform",

@@ -49,13 +49,23 @@ def add_config_arguments(parser):
             ("pe_stages", "pipeline stages of each PE, 2 to 5: registers for the multiplier's "
              "operands and product (each a cycle more before a MATMUL's results land)"),
             ("vec_read_latency", "cycles from a VEC step's SRAM reads to the vector unit: 2, or "
-             "3 to register the SRAM rows first (a VEC's writes land a cycle later)")):
+             "3 to register the SRAM rows first (a VEC's writes land a cycle later)"),
+            ("act_align", "activation windows start at multiples of this many bytes: 1 (any "
+             "byte, the default) up to a whole activation row"),
+            ("pool_line", "pixels per line the window unit's line buffers hold")):
         parser.add_argument("--" + name.replace("_", "-"), dest=name, type=int,
                             default=getattr(defaults, name),
                             help=f"{help_text} (default {getattr(defaults, name)})")
     parser.add_argument("--vec-lanes", dest="vec_lanes", type=int, default=None,
                         help="vector unit lanes; fewer take several cycles per VEC row "
                         "(default min(rows, cols))")
+    parser.add_argument("--pool", action=argparse.BooleanOptionalAction, default=defaults.pool,
+                        help="the window unit (POOL: depthwise convolution, pooling, residual "
+                        "add); needs min(rows, cols) vector lanes")
+    parser.add_argument("--vec-lut", dest="vec_lut", action=argparse.BooleanOptionalAction,
+                        default=defaults.vec_lut,
+                        help="vector lanes multiply in logic rather than DSP blocks (3 cycles "
+                        "more)")
 
 
 def config_from_args(args):

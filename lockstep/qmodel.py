@@ -24,6 +24,7 @@ Conventions:
   (real 0); a max pool's padding never wins.
 """
 
+import copy
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -518,10 +519,13 @@ class QModel:
             raise ModelError("a model needs at least one layer")
         previous = INPUT
         seen = {INPUT}
+        layers = []
         for layer in self.layers:
-            if not layer.inputs:
-                layer.inputs = (previous,)
-            layer.inputs = tuple(layer.inputs)
+            # A layer that reads "the one before it" is copied, so that the same layer object
+            # may appear in another model after another layer.
+            layer = copy.copy(layer)
+            layer.inputs = tuple(layer.inputs) if layer.inputs else (previous,)
+            layers.append(layer)
             if layer.name in seen:
                 raise ModelError(f"two tensors are called {layer.name!r}")
             for name in layer.inputs:
@@ -534,6 +538,7 @@ class QModel:
                                  f"{len(layer.inputs)}")
             seen.add(layer.name)
             previous = layer.name
+        self.layers = layers
         host = [i for i, layer in enumerate(self.layers) if layer.host]
         if host and host != list(range(len(self.layers) - len(host), len(self.layers))):
             raise ModelError(f"{self.layers[host[0]].name}: a host layer (softmax) can only end "

@@ -159,6 +159,12 @@ class CoreConfig:
         the residual add; rtl/window.py). It needs a vector unit of :attr:`lanes` DSP lanes.
     pool_line : int
         The longest line (pixels) the window unit's line buffers hold.
+    patterns : int
+        Address-pattern registers (SETP) the core has, 1 to 4 (the window unit needs 3); each
+        costs about fifty flip-flops.
+    vec_lut : bool
+        The vector lanes' 32 x 32 products are adder trees in logic instead of DSP multipliers
+        (a core whose DSPs all serve the array): ``isa.LUT_PRODUCT_EXTRA`` cycles more.
     """
 
     rows: int = 8
@@ -178,15 +184,17 @@ class CoreConfig:
     act_align: int = 1
     pool: bool = False
     pool_line: int = 64
+    vec_lut: bool = False
+    patterns: int = 4
 
     def __post_init__(self):
         if self.vec_lanes is None and isinstance(self.rows, int) and isinstance(self.cols, int):
             object.__setattr__(self, "vec_lanes", min(self.rows, self.cols))
         for f in fields(self):
             value = getattr(self, f.name)
-            if f.name == "pool":
+            if f.name in ("pool", "vec_lut"):
                 if not isinstance(value, bool):
-                    raise ConfigError(f"pool must be True or False, not {value!r}")
+                    raise ConfigError(f"{f.name} must be True or False, not {value!r}")
             elif not isinstance(value, int) or isinstance(value, bool):
                 raise ConfigError(f"{f.name} must be an integer, not {value!r}")
         for name in ("rows", "cols"):
@@ -233,6 +241,8 @@ class CoreConfig:
         if self.vec_read_latency != 2 and k != 1:
             raise ConfigError(f"vec_read_latency {self.vec_read_latency} needs DSP vector lanes: "
                               f"vec_mult_cycles must be 1, not {k}")
+        if self.vec_lut and k != 1:
+            raise ConfigError(f"vec_lut needs one multiply a cycle (vec_mult_cycles 1), not {k}")
         if self.act_depth < 2 or self.act_depth & (self.act_depth - 1):
             raise ConfigError(f"act_depth must be a power of two of at least 2, "
                               f"not {self.act_depth}")
@@ -240,6 +250,12 @@ class CoreConfig:
         if a < 1 or a & (a - 1) or a > self.act_row_bytes:
             raise ConfigError(f"act_align must be a power of two from 1 to act_row_bytes "
                               f"({self.act_row_bytes}), not {a}")
+        if not 1 <= self.patterns <= 2 ** PATTERN_BITS:
+            raise ConfigError(f"patterns must be between 1 and {2 ** PATTERN_BITS}, "
+                              f"not {self.patterns}")
+        if self.pool and self.patterns < 3:
+            raise ConfigError(f"the window unit (pool) needs 3 pattern registers, not "
+                              f"{self.patterns}")
         if self.pool and self.lanes < 2:
             raise ConfigError(f"the window unit (pool) needs min(rows, cols) >= 2, not "
                               f"{self.lanes}")
@@ -336,5 +352,9 @@ class CoreConfig:
             suffix += f"_al{self.act_align}"
         if self.pool:
             suffix += f"_pool{self.pool_line}"
+        if self.vec_lut:
+            suffix += "_lut"
+        if self.patterns != 2 ** PATTERN_BITS:
+            suffix += f"_pat{self.patterns}"
         return (f"r{self.rows}c{self.cols}_a{self.act_depth}_w{self.wgt_depth}"
                 f"_c{self.acc_depth}_q{self.qparam_depth}_p{self.prog_depth}{suffix}")

@@ -74,7 +74,8 @@ class LockstepCore(wiring.Component):
         m.submodules.loader = loader = WeightLoader(cfg)
         m.submodules.array = array = SystolicArray(rows, cols, pe_stages=cfg.pe_stages)
         m.submodules.vector = vector = VectorUnit(
-            cfg.vec_lanes, vec_tag_layout(cfg).size, mult_cycles=cfg.vec_mult_cycles)
+            cfg.vec_lanes, vec_tag_layout(cfg).size, mult_cycles=cfg.vec_mult_cycles,
+            lut=cfg.vec_lut)
         m.submodules.host_port = host = HostPort(cfg)
         m.submodules.vec_feed = feed = VectorFeed(cfg)
 

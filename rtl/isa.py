@@ -31,7 +31,7 @@ __all__ = [
     "fetch_cycles", "READ_LATENCY", "act_read_latency", "act_write_latency", "array_latency",
     "vec_unit_latency", "vec_pipeline_depth", "fill_depth", "window_latency", "pool_depth",
     "matmul_settle", "vec_settle", "fill_settle", "pool_settle", "load_cost", "load_busy",
-    "write_depth", "legal_ops",
+    "write_depth", "legal_ops", "PATTERN_FIELDS",
 ]
 
 INSTR_BITS = 64
@@ -138,6 +138,12 @@ FIELDS = {
 
 for _op, _fields in FIELDS.items():
     assert all(f.lsb + f.width <= OPCODE_LSB for f in _fields), _op
+
+
+#: The fields that name a pattern register, by opcode (each must be below cfg.patterns).
+PATTERN_FIELDS = {Op.MATMUL: ("pattern",), Op.VEC: ("pattern",), Op.FILL: ("pattern",),
+                  Op.POOL: ("pattern", "out_pattern"), Op.SETP: ("index",),
+                  Op.SETW: ("aux_pattern",)}
 
 
 def legal_ops(cfg):
@@ -254,6 +260,8 @@ def check(word, cfg):
         return Error.BAD_FIELD
     if op == Op.SETP and (a["count"] == 0 or not 1 <= a["lanes"] <= cfg.rows):
         return Error.BAD_FIELD
+    if any(a.get(name, 0) >= cfg.patterns for name in PATTERN_FIELDS.get(op, ())):
+        return Error.BAD_FIELD
     if op == Op.SETW and (a["kind"] not in set(Window) or not 1 <= a["kh"] <= 3
                           or not 1 <= a["kw"] <= 3 or not 1 <= a["line"] <= cfg.pool_line
                           or a["kw"] > a["line"] or (a["kh"] > 1 and a["line"] < 2)):
@@ -325,12 +333,21 @@ def array_latency(rows, cols, pe_stages):
     return rows + cols - 2 + pe_stages
 
 
-def vec_unit_latency(mult_cycles):
+#: Extra cycles of a vector lane whose 32 x 32 product is an adder tree in logic
+#: (``CoreConfig.vec_lut``): five levels of adds, each a cycle, instead of the DSP multipliers'
+#: product and sum.
+LUT_PRODUCT_EXTRA = 3
+
+
+def vec_unit_latency(mult_cycles, lut=False):
     """Cycles from an input of the vector unit to its result (rtl/vector.py): six stages with
     DSP multipliers (``mult_cycles`` = 1): the bias add, the partial products, their sum, the
-    rounding, the shift, the zero point and clamp; with a serial multiplier of K cycles, the
-    bias add, K multiply steps, then the last three: K + 4."""
-    return 6 if mult_cycles == 1 else mult_cycles + 4
+    rounding, the shift, the zero point and clamp (nine with the product in logic, ``lut``);
+    with a serial multiplier of K cycles, the bias add, K multiply steps, then the last three:
+    K + 4."""
+    if mult_cycles != 1:
+        return mult_cycles + 4
+    return 6 + (LUT_PRODUCT_EXTRA if lut else 0)
 
 
 def vec_pipeline_depth(cfg):
@@ -339,7 +356,7 @@ def vec_pipeline_depth(cfg):
     3 registers the SRAM rows first), then the activation write (``act_write_latency``); a
     serial lane takes the SRAM's output directly: 1 + K + 4 + act_write_latency."""
     k = cfg.vec_mult_cycles
-    return ((cfg.vec_read_latency if k == 1 else 1) + vec_unit_latency(k)
+    return ((cfg.vec_read_latency if k == 1 else 1) + vec_unit_latency(k, cfg.vec_lut)
             + act_write_latency(cfg))
 
 
@@ -360,7 +377,7 @@ def window_latency():
 def pool_depth(cfg):
     """Cycles from a POOL input's read to its result's activation write landing: the read
     (``act_read_latency``), the window unit, the vector unit, the write."""
-    return (act_read_latency(cfg) + window_latency() + vec_unit_latency(1)
+    return (act_read_latency(cfg) + window_latency() + vec_unit_latency(1, cfg.vec_lut)
             + act_write_latency(cfg))
 
 

@@ -279,9 +279,11 @@ class Sequencer(wiring.Component):
 
         # -- the pattern registers and the address walkers ------------------------------------
         patterns = Array(Signal(_pattern_layout(cfg), name=f"pattern{i}")
-                         for i in range(isa.PATTERNS))
+                         for i in range(cfg.patterns))
         read_walk = _Walker(m, "read", aw)      # MATMUL windows, POOL inputs (A)
-        write_walk = _Walker(m, "write", aw)    # VEC rows, FILL positions, POOL results
+        # VEC rows, FILL positions, POOL results; without the window unit no instruction reads
+        # and writes at once, and one walker serves both.
+        write_walk = _Walker(m, "write", aw) if cfg.pool else read_walk
         aux_walk = _Walker(m, "aux", aw)        # ADD's inputs B
         window = Signal(window_layout()) if cfg.pool else None
         w_stride = Signal()
@@ -300,12 +302,25 @@ class Sequencer(wiring.Component):
                          rows_more.eq(p_op[Op.MATMUL] | p_op[Op.POOL])]
             m.d.sync += [is_op[op].eq(p_op[op]) for op in Op]
 
-        read_pattern = patterns[Mux(is_op[Op.POOL], f[Op.POOL]["pattern"],
-                                    f[Op.MATMUL]["pattern"])]
-        write_pattern = patterns[Mux(is_op[Op.POOL], f[Op.POOL]["out_pattern"],
-                                     Mux(is_op[Op.FILL], f[Op.FILL]["pattern"],
-                                         f[Op.VEC]["pattern"]))]
-        aux_pattern = patterns[w_aux_pattern]
+        # The pattern registers each stream follows, selected once (an Array's element is a
+        # new multiplexer wherever it is used).
+        read_pattern, write_pattern, aux_pattern = (
+            Signal(_pattern_layout(cfg), name=f"{name}_pattern")
+            for name in ("read", "write", "aux"))
+        m.d.comb += [
+            read_pattern.eq(patterns[Mux(is_op[Op.POOL], f[Op.POOL]["pattern"],
+                                         f[Op.MATMUL]["pattern"])]),
+            write_pattern.eq(patterns[Mux(is_op[Op.POOL], f[Op.POOL]["out_pattern"],
+                                          Mux(is_op[Op.FILL], f[Op.FILL]["pattern"],
+                                              f[Op.VEC]["pattern"]))]),
+        ]
+        if not cfg.pool:   # one walker: the executing instruction's pattern
+            read_pattern = write_pattern = Signal(_pattern_layout(cfg), name="walk_pattern")
+            m.d.comb += read_pattern.eq(patterns[Mux(is_op[Op.MATMUL], f[Op.MATMUL]["pattern"],
+                                                     Mux(is_op[Op.FILL], f[Op.FILL]["pattern"],
+                                                         f[Op.VEC]["pattern"]))])
+        if cfg.pool:
+            m.d.comb += aux_pattern.eq(patterns[w_aux_pattern])
         # Bytes a write covers: the pattern's lanes, at most the row's (VEC, POOL) lanes.
         write_lanes = write_pattern.lanes
         row_count = Mux(write_lanes > cfg.lanes, cfg.lanes, write_lanes)
@@ -436,12 +451,15 @@ class Sequencer(wiring.Component):
                     window, w_stride, w_line_last, w_aux, pool_ready, first_input)
         # The next instruction's walkers start at its base addresses (after the issue logic: in
         # the last issue cycle of an instruction, this wins over its own walkers' steps).
+        written = Mux(p_op[Op.FILL], p_f[Op.FILL]["act_addr"], p_f[Op.VEC]["act_addr"])
         with m.If(advance):
-            m.d.sync += read_walk.load(Mux(p_op[Op.POOL], p_f[Op.POOL]["act_addr"],
-                                           p_f[Op.MATMUL]["act_addr"]))
-            m.d.sync += write_walk.load(Mux(p_op[Op.POOL], p_f[Op.POOL]["out_addr"],
-                                            Mux(p_op[Op.FILL], p_f[Op.FILL]["act_addr"],
-                                                p_f[Op.VEC]["act_addr"])))
+            if cfg.pool:
+                m.d.sync += read_walk.load(Mux(p_op[Op.POOL], p_f[Op.POOL]["act_addr"],
+                                               p_f[Op.MATMUL]["act_addr"]))
+                m.d.sync += write_walk.load(Mux(p_op[Op.POOL], p_f[Op.POOL]["out_addr"], written))
+            else:
+                m.d.sync += read_walk.load(Mux(p_op[Op.MATMUL], p_f[Op.MATMUL]["act_addr"],
+                                               written))
         if cfg.pool:
             m.d.comb += self.window.eq(window)
         with m.If(self.mm.valid):
@@ -647,7 +665,8 @@ class Sequencer(wiring.Component):
         reserved = Const(0, 1)
         for op in Op:
             reserved = reserved | (is_op[op] & (word & isa.reserved_mask(op)).any())
-        streams = {op: is_op[op] for op in (Op.MATMUL, Op.VEC, Op.FILL, Op.POOL)}
+        streams = [op for op in (Op.MATMUL, Op.VEC, Op.FILL, Op.POOL)
+                   if cfg.pool or op != Op.POOL]
         mm, vec, setp, setw = f[Op.MATMUL], f[Op.VEC], f[Op.SETP], f[Op.SETW]
         act_bytes = cfg.act_bytes
         kh, kw = setw["kh"], setw["kw"]
@@ -670,26 +689,33 @@ class Sequencer(wiring.Component):
                 is_op[Op.SETQ] & (f[Op.SETQ]["clamp_min"] > f[Op.SETQ]["clamp_max"]),
                 is_op[Op.SETP] & ((setp["count"] == 0) | (setp["lanes"] == 0)
                                   | (setp["lanes"] > cfg.rows)),
-                is_op[Op.SETW] & ((setw["kind"] > max(W)) | (kh == 0) | (kw == 0)
-                                  | (setw["line"] == 0) | (setw["line"] > cfg.pool_line)
-                                  | (kw > setw["line"]) | ((kh > 1) & (setw["line"] < 2))),
+                *([is_op[Op.SETW] & ((setw["kind"] > max(W)) | (kh == 0) | (kw == 0)
+                                     | (setw["line"] == 0) | (setw["line"] > cfg.pool_line)
+                                     | (kw > setw["line"]) | ((kh > 1) & (setw["line"] < 2)))]
+                  if cfg.pool else []),
+                *[is_op[op] & (f[op][name] >= cfg.patterns)
+                  for op, names in isa.PATTERN_FIELDS.items() for name in names
+                  if cfg.patterns < isa.PATTERNS and (cfg.pool or op not in (Op.POOL, Op.SETW))],
             ],
             Error.ACT_RANGE: [
-                *[is_op[op] & (f[op]["act_addr"] >= act_bytes) for op in streams],
-                is_op[Op.POOL] & (f[Op.POOL]["out_addr"] >= act_bytes),
-                is_op[Op.SETW] & is_wadd & (setw["aux"] >= act_bytes),
+                *[is_op[op] & (f[op]["act_addr"] >= act_bytes) for op in streams
+                  if cfg.pool or op != Op.POOL],
+                *([is_op[Op.POOL] & (f[Op.POOL]["out_addr"] >= act_bytes),
+                   is_op[Op.SETW] & is_wadd & (setw["aux"] >= act_bytes)] if cfg.pool else []),
             ],
             Error.WGT_RANGE: [
                 is_op[Op.MATMUL] & mm["preload"] & (mm["wgt_tile"] >= cfg.wgt_tiles),
                 is_op[Op.LOADW] & (f[Op.LOADW]["wgt_tile"] >= cfg.wgt_tiles),
-                is_op[Op.SETW] & is_dw & (times(setw["aux"], cfg.rows) + taps > cfg.wgt_depth),
+                *([is_op[Op.SETW] & is_dw
+                   & (times(setw["aux"], cfg.rows) + taps > cfg.wgt_depth)] if cfg.pool else []),
             ],
             Error.ACC_RANGE: [
                 is_op[Op.MATMUL] & _past_end(mm["acc_addr"], mm["m"], cfg.acc_depth),
                 is_op[Op.VEC] & _past_end(vec["acc_addr"], vec["m"], cfg.acc_depth)],
             Error.QPARAM_RANGE: [
                 is_op[Op.VEC] & (vec["q_addr"] >= cfg.qparam_depth),
-                is_op[Op.POOL] & (f[Op.POOL]["q_addr"] >= cfg.qparam_depth - 1)],
+                *([is_op[Op.POOL] & (f[Op.POOL]["q_addr"] >= cfg.qparam_depth - 1)]
+                  if cfg.pool else [])],
         }, self._cost(m, opcode, f)
 
     def _cost(self, m, opcode, f):

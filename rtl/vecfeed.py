@@ -146,6 +146,8 @@ class VectorFeed(wiring.Component):
             w.payload.addr.eq(tag.addr + offset),
             w.payload.count.eq(Mux(left > vec_lanes, vec_lanes, left)),
         ]
-        for lane in range(vec_lanes):
-            m.d.comb += w.payload.data[lane].eq(out.payload.data[lane])
+        # The step's bytes repeated across the write's R lanes: the memory's placement then has
+        # only vec_lanes different bytes to choose from (one, and no choice, with one lane).
+        for lane in range(cfg.rows):
+            m.d.comb += w.payload.data[lane].eq(out.payload.data[lane % vec_lanes])
         return m

@@ -13,6 +13,7 @@ from amaranth.lib.wiring import In, Out
 from .config import MULT_CYCLES_CHOICES
 from .dsp import MULTIPLIERS, check_multiplier, mult18x18d, multiplier_kind
 from .isa import vec_unit_latency
+from .lutmath import partial_products, reduce_tree
 
 __all__ = ["VectorUnit", "input_layout", "output_layout"]
 
@@ -114,7 +115,7 @@ class VectorUnit(wiring.Component):
     stages 4 to 6 follow.
     """
 
-    def __init__(self, lanes, tag_width, mult_cycles=1, multiplier="auto"):
+    def __init__(self, lanes, tag_width, mult_cycles=1, multiplier="auto", lut=False):
         _check_positive_int("lanes", lanes)
         _check_positive_int("tag_width", tag_width)
         if mult_cycles not in MULT_CYCLES_CHOICES or isinstance(mult_cycles, bool):
@@ -125,7 +126,8 @@ class VectorUnit(wiring.Component):
         self.lanes = lanes
         self.tag_width = tag_width
         self.mult_cycles = mult_cycles
-        self.latency = vec_unit_latency(mult_cycles)
+        self.lut = lut
+        self.latency = vec_unit_latency(mult_cycles, lut)
         # Everything besides the data that a later stage still needs travels with the data, so
         # that back-to-back vectors may each bring their own parameters.
         self._side = data.StructLayout({
@@ -149,7 +151,9 @@ class VectorUnit(wiring.Component):
             "saturate": data.ArrayLayout(unsigned(1), self.lanes),
             "side": self._side,
         }), reset_less=True)
-        if self.mult_cycles == 1:
+        if self.mult_cycles == 1 and self.lut:
+            s2_valid = self._lut_product(m, s2)
+        elif self.mult_cycles == 1:
             # (An iCE40's SB_MAC16s serve the array; its vector lanes multiply serially.)
             kind = multiplier_kind(self.multiplier, platform, {"ecp5": "mult18x18d"})
             s2_valid = self._dsp_product(m, s2, kind == "mult18x18d")
@@ -225,6 +229,37 @@ class VectorUnit(wiring.Component):
                 s2.saturate[j].eq(partials.saturate[j]),
             ]
         return valid[2]
+
+    def _lut_product(self, m, s2):
+        """Stage 1, then the 64-bit product as an adder tree in logic (32 partial products,
+        one level of adds a cycle: five): s2 six cycles after the input."""
+        levels = 5
+        valid = Signal(1 + levels)
+        m.d.sync += valid.eq(Cat(self.i.valid, valid[:-1]))
+        p = self.i.payload
+        x = [Signal(signed(32), name=f"lx{j}", reset_less=True) for j in range(self.lanes)]
+        mult = [Signal(signed(32), name=f"lm{j}", reset_less=True) for j in range(self.lanes)]
+        side = Signal(self._side, reset_less=True)
+        m.d.sync += self._load_side(side, p)
+        for j in range(self.lanes):
+            m.d.sync += [x[j].eq((p.acc[j] + p.bias[j])[:32]), mult[j].eq(p.mult[j])]
+        for j in range(self.lanes):
+            product, used = reduce_tree(m, partial_products(x[j], mult[j]),
+                                        lambda a, b: a + b, signed(64), f"lp{j}")
+            assert used == levels
+            m.d.comb += s2.prod[j].eq(product)
+            saturate = (x[j] == INT32_MIN) & (mult[j] == INT32_MIN)
+            for stage in range(levels):
+                reg = Signal(name=f"lsat{j}_{stage}", reset_less=True)
+                m.d.sync += reg.eq(saturate)
+                saturate = reg
+            m.d.comb += s2.saturate[j].eq(saturate)
+        for stage in range(levels):
+            reg = Signal(self._side, name=f"lside{stage}", reset_less=True)
+            m.d.sync += reg.eq(side)
+            side = reg
+        m.d.comb += s2.side.eq(side)
+        return valid[-1]
 
     def _serial_product(self, m, s2):
         """Stage 1 and a K-cycle shift-and-add multiply per lane, in logic: s2 K + 1 cycles after

@@ -89,7 +89,7 @@ class Registers:
 
     def __init__(self, cfg):
         self.setq = (0, -128, 127)
-        self.patterns = [isa.Pattern.default(cfg)] * isa.PATTERNS
+        self.patterns = [isa.Pattern.default(cfg)] * cfg.patterns
         self.window = dict(kind=isa.Window.DW, kh=1, kw=1, stride=0, line=1, zp_a=0, zp_b=0,
                            aux=0, aux_pattern=0)
 

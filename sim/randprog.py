@@ -76,8 +76,7 @@ def _fits(cfg, m, k, n):
     kt, nt = ceil_div(k, cfg.rows), ceil_div(n, cfg.cols)
     words = 2 * nt * kt + 2 * nt * isa.vec_groups(cfg) + 12
     return (nt * kt <= cfg.wgt_tiles and nt * m <= cfg.acc_depth and nt <= cfg.qparam_depth
-            and words <= cfg.prog_depth
-            and m * (k + n + 8) + 16 * (m + 8) + 4 * cfg.rows <= cfg.act_bytes)
+            and words <= cfg.prog_depth)
 
 
 def _requant_params(rng, x, w, n):
@@ -144,7 +143,7 @@ def _gemm_case(cfg, rng, state):
         state.acc[acc_base:acc_base + nt * m] = rng.integers(
             -(1 << 20), 1 << 20, size=(nt * m, cfg.cols))
     preload = bool(rng.random() < 0.7)
-    read_index = int(rng.integers(0, isa.PATTERNS))
+    read_index = int(rng.integers(0, cfg.patterns))
     tiles = []
     for t in range(nt):
         for c in range(kt):
@@ -164,7 +163,7 @@ def _gemm_case(cfg, rng, state):
         state.shift[q_base:q_base + nt] = s
         zero_point = int(rng.choice([-128, 127, int(rng.integers(-128, 128))]))
         activation, clamp = _clamp(rng, zero_point)
-        write_index = int(rng.integers(0, isa.PATTERNS))
+        write_index = int(rng.integers(0, cfg.patterns))
         words.append(isa.encode(isa.Op.SETQ, zero_point=zero_point, clamp_min=clamp[0],
                                 clamp_max=clamp[1]))
         vecs = []
@@ -252,7 +251,7 @@ def _pool_case(cfg, rng, state):
     zero_point = int(rng.integers(-128, 128))
     _, clamp = _clamp(rng, zero_point)
     out_lanes = int(rng.integers(1, lanes + 1)) if rng.random() < 0.2 else lanes
-    ia, ib, io = (int(v) for v in rng.permutation(isa.PATTERNS)[:3])
+    ia, ib, io = (int(v) for v in rng.permutation(cfg.patterns)[:3])
     words = [ap.word(ia, lanes), bp.word(ib, lanes), op_pattern.word(io, out_lanes),
         isa.encode(isa.Op.SETQ, zero_point=zero_point, clamp_min=clamp[0], clamp_max=clamp[1]),
         isa.encode(isa.Op.SETW, kind=op, kh=kh, kw=kw, stride=stride, line=line,

@@ -2,6 +2,8 @@
 model (many shapes) and on the RTL (several), with predicted == measured cycles; and every
 model that does not fit is refused with a one-line message."""
 
+from dataclasses import replace
+
 import numpy as np
 import pytest
 
@@ -88,11 +90,12 @@ def test_networks_on_the_rtl(rows, cols, seed):
 
 
 @pytest.mark.parametrize("cfg_args, batch, message", [
-    (dict(act_depth=64), 8, r"activation SRAM needs 96 rows \(768 bytes\) for batch 8, the "
-                            r"core has 64 rows \(512 bytes\)"),
-    (dict(wgt_depth=64), 1, r"weight SRAM needs \d+ rows \(\d+ bytes\), the core has 64 rows"),
-    (dict(acc_depth=8), 16, r"fc0 \(dense 64->32, relu\): accumulator SRAM needs 16 rows"),
-    (dict(qparam_depth=2), 1, r"fc0 \(dense 64->32, relu\): requantisation SRAM needs 4 rows"),
+    (dict(act_depth=64), 8, r"activation SRAM needs 768 bytes for batch 8 \(the tensors live "
+                            r"beside '.*'\), the core has 512 bytes \(64 rows of 8 bytes\)"),
+    (dict(wgt_depth=64), 1, r"weight SRAM needs \d+ tiles \(\d+ rows, \d+ bytes\), the core has "
+                            r"8 tiles \(64 rows, 512 bytes\)"),
+    (dict(qparam_depth=2), 1, r"requantisation SRAM needs 6 rows \(432 bytes\), the core has "
+                              r"2 rows"),
     (dict(prog_depth=8), 1, r"program needs \d+ instructions \(\d+ bytes\), the core has room "
                             r"for 8"),
 ])
@@ -100,6 +103,7 @@ def test_models_that_do_not_fit_are_refused(cfg_args, batch, message):
     rng = np.random.default_rng(0)
     cfg = CoreConfig(**{**dict(act_depth=1024, wgt_depth=1024, acc_depth=64, qparam_depth=16,
                                prog_depth=512), **cfg_args})
+    # (The accumulator SRAM cannot be too small: positions go in blocks of acc_depth rows.)
     with pytest.raises(CompileError, match=message) as info:
         compile_model(random_mlp(rng), cfg, batch=batch)
     assert "\n" not in str(info.value)
@@ -109,7 +113,11 @@ def test_unsupported_structures_are_refused():
     rng = np.random.default_rng(0)
     cnn = random_cnn(rng)
     with pytest.raises(ModelError, match="conv2: expects an HWC image with 8 channels"):
-        QModel((8, 8, 1), cnn.input, [cnn.layers[0], Flatten(), cnn.layers[1]])
+        QModel((8, 8, 1), cnn.input, [cnn.layers[0], Flatten(),
+                                      replace(cnn.layers[1], inputs=())])
+    with pytest.raises(ModelError, match="fc: reads 'nothing', which no earlier layer makes"):
+        QModel((8, 8, 1), cnn.input, [*cnn.layers[:-1], replace(cnn.layers[-1],
+                                                                  inputs=("nothing",))])
     with pytest.raises(CompileError, match="batch must be a positive integer"):
         compile_model(cnn, big_core(8, 8), batch=0)
     with pytest.raises(ModelError, match="requantisation scale of"):

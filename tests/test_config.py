@@ -33,6 +33,15 @@ from rtl.hostmap import HostMap, Reg, Region
     (dict(vec_read_latency=1), "vec_read_latency must be one of 2, 3, not 1"),
     (dict(vec_read_latency=3, vec_mult_cycles=8),
      "vec_read_latency 3 needs DSP vector lanes: vec_mult_cycles must be 1, not 8"),
+    (dict(act_depth=1000), "act_depth must be a power of two of at least 2, not 1000"),
+    (dict(rows=12, cols=12, act_depth=16384), "act_depth must be between 1 and 8192"),
+    (dict(act_align=3), "act_align must be a power of two from 1 to act_row_bytes \\(8\\)"),
+    (dict(act_align=16), "act_align must be a power of two"),
+    (dict(pool=1), "pool must be True or False"),
+    (dict(pool=True, vec_lanes=2), "the window unit \\(pool\\) needs 8 DSP vector lanes"),
+    (dict(rows=1, cols=1, pool=True), "needs min\\(rows, cols\\) >= 2"),
+    (dict(vec_lut=True, vec_mult_cycles=8), "vec_lut needs one multiply a cycle"),
+    (dict(pool=True, pool_line=5000), "pool_line must be between 1 and 4095"),
 ])
 def test_invalid_configurations_are_refused_with_one_line(kwargs, message):
     with pytest.raises(ConfigError, match=message) as info:
@@ -74,7 +83,7 @@ def test_serial_multiplier_row_cycles_and_name(vec_lanes, mult_cycles, row_cycle
 
 
 def test_host_map_addresses_are_unique_and_bounded():
-    cfg = CoreConfig(rows=4, cols=16, act_depth=10, wgt_depth=20, acc_depth=7,
+    cfg = CoreConfig(rows=4, cols=16, act_depth=8, wgt_depth=20, acc_depth=7,
                      qparam_depth=3, prog_depth=5)
     hmap = HostMap(cfg)
     seen = set()
@@ -85,7 +94,7 @@ def test_host_map_addresses_are_unique_and_bounded():
                 assert addr not in seen and addr < 1 << hmap.addr_bits
                 seen.add(addr)
     with pytest.raises(IndexError):
-        hmap.addr(Region.ACT, 10, 0)
+        hmap.addr(Region.ACT, 8, 0)
     with pytest.raises(IndexError):
         hmap.addr(Region.ACT, 0, 1)
     assert hmap.reg(Reg.STATUS) == Reg.STATUS

@@ -20,8 +20,9 @@ FAST_CLOCK = BOARDS["ulx3s-85f"].core.timing
 #: the ULX3S core takes (the array bench covers three-stage PEs).
 PE5_H3 = {"pe_stages": 5, "host_read_latency": 3}
 
-#: Whole-row activation windows (act_align = act_row_bytes), as on the iCEBreaker's core.
-ALIGNED = {"act_align": 4}
+#: Whole-row activation windows (act_align = act_row_bytes) and one pattern register, as on
+#: the iCEBreaker's core.
+ALIGNED = {"act_align": 4, "patterns": 1}
 
 #: The window unit (POOL), with the ULX3S core's pipeline too.
 POOL = {"pool": True, "pool_line": 16}

@@ -17,7 +17,9 @@ from lockstep.runtime import run
 
 # The core of tests/test_compiler.py's 8x8 runs, so that both share one simulator build.
 CORE = big_core(8, 8)
-CORE_ARGS = [f"--{name.replace('_', '-')}={value}" for name, value in CORE.to_dict().items()]
+CORE_ARGS = [(f"--{name.replace('_', '-')}" if value else f"--no-{name.replace('_', '-')}")
+             if isinstance(value, bool) else f"--{name.replace('_', '-')}={value}"
+             for name, value in CORE.to_dict().items()]
 
 
 @pytest.fixture
@@ -95,7 +97,7 @@ def test_cli_refuses_models_that_do_not_fit(onnx_file, tmp_path):
     out = tmp_path / "out.npz"
     done = lockstep("compile", str(path), "--wgt-depth", "16", "-o", str(out))
     assert done.returncode == 2
-    assert "weight SRAM needs" in done.stderr and "the core has 16 rows" in done.stderr
+    assert "weight SRAM needs" in done.stderr and "the core has 2 tiles (16 rows" in done.stderr
     assert len(done.stderr.strip().splitlines()) == 1
     assert not out.exists() and sorted(p.name for p in tmp_path.iterdir()) == [
         path.name, path.stem + "_float.onnx"]

@@ -16,37 +16,40 @@ TAG_WIDTH = 16
 
 @pytest.mark.parametrize("lanes, mult_cycles, multiplier", [
     (1, 1, "generic"), (4, 1, "generic"), (3, 4, "generic"), (2, 32, "generic"),
-    (2, 1, "mult18x18d"),
+    (2, 1, "mult18x18d"), (3, 1, "lut"),
 ])
 def test_vector_unit(simulator, lanes, mult_cycles, multiplier, seed):
     """The cocotb bench; ``simulator`` (both, never skipped: a missing one raises
     SimulatorMissing) and ``seed`` (--seed, LOCKSTEP_SEED or fixed) come from conftest.py.
     K = 4 has 8-bit multiplier digits (seven shifted terms and the signed top one), K = 32
     one-bit digits; "mult18x18d" is the ECP5 build's DSP instances, simulated with
-    sim/models/ecp5_mult18x18d.v."""
+    sim/models/ecp5_mult18x18d.v; "lut" the products as adder trees in logic."""
     assert simulator in SIMULATORS
+    lut = multiplier == "lut"
     try:
         run_cocotb(lambda: VectorUnit(lanes, TAG_WIDTH, mult_cycles=mult_cycles,
-                                      multiplier=multiplier),
+                                      multiplier="generic" if lut else multiplier, lut=lut),
                    key=f"vector-w{lanes}-k{mult_cycles}-{multiplier}",
                    test_module="sim.benches.vector_bench", toplevel="vector",
                    simulator=simulator,
                    extra_sources=[ECP5_MULT18X18D_MODEL] if multiplier == "mult18x18d" else (),
                    extra_env={"LOCKSTEP_LANES": lanes, "LOCKSTEP_MULT_CYCLES": mult_cycles,
-                              "LOCKSTEP_SEED": seed})
+                              "LOCKSTEP_VEC_LUT": int(lut), "LOCKSTEP_SEED": seed})
     except SimulationFailed as exc:
         raise AssertionError(f"vector unit, {lanes} lane(s), {mult_cycles} cycle(s) per multiply, "
                              f"on {simulator}: cocotb tests failed with seed {seed} "
                              f"(rerun with --seed {seed}): {exc}") from exc
 
 
-@pytest.mark.parametrize("mult_cycles, latency, depth", [(1, 6, 8), (4, 8, 9), (32, 36, 37)])
-def test_latency_is_the_isa_one(mult_cycles, latency, depth):
-    """The unit's latency, and the core's from accumulator read to activation write: a DSP
-    unit's input is registered after the SRAM, a serial unit's is not."""
-    assert VectorUnit(2, 4, mult_cycles=mult_cycles).latency == latency
-    assert vec_unit_latency(mult_cycles) == latency
-    cfg = CoreConfig(rows=4, cols=4, vec_mult_cycles=mult_cycles)
+@pytest.mark.parametrize("mult_cycles, lut, latency, depth", [
+    (1, False, 6, 9), (4, False, 8, 10), (32, False, 36, 38), (1, True, 9, 12)])
+def test_latency_is_the_isa_one(mult_cycles, lut, latency, depth):
+    """The unit's latency, and the core's from accumulator read to activation write landing:
+    a DSP unit's input is registered after the SRAM, a serial unit's is not, and the write is
+    registered to be placed at any byte."""
+    assert VectorUnit(2, 4, mult_cycles=mult_cycles, lut=lut).latency == latency
+    assert vec_unit_latency(mult_cycles, lut) == latency
+    cfg = CoreConfig(rows=4, cols=4, vec_mult_cycles=mult_cycles, vec_lut=lut)
     assert vec_pipeline_depth(cfg) == depth
 
 

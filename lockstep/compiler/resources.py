@@ -31,8 +31,8 @@ class Builder:
         self.words = []
         self.tiles = []
         self.qrows = []
-        self.patterns = [None] * isa.PATTERNS      # what each register holds (None: unknown)
-        self.pattern_use = [0] * isa.PATTERNS
+        self.patterns = [None] * cfg.patterns      # what each register holds (None: unknown)
+        self.pattern_use = [0] * cfg.patterns
         self.setq_state = None
         self.layers = []
 
@@ -71,7 +71,7 @@ class Builder:
             if held == spec:
                 self.pattern_use[index] = self._tick
                 return index
-        free = [i for i in range(isa.PATTERNS) if i not in keep]
+        free = [i for i in range(cfg.patterns) if i not in keep]
         index = min(free, key=lambda i: self.pattern_use[i])
         self.emit(isa.Op.SETP, index=index, count=spec.count, step=spec.step, line=spec.line,
                   lanes=spec.lanes)

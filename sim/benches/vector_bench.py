@@ -1,6 +1,7 @@
 """cocotb testbench for :class:`rtl.vector.VectorUnit`.
 
-Environment: ``LOCKSTEP_LANES`` (W) and ``LOCKSTEP_MULT_CYCLES`` (K), as the design was built, and
+Environment: ``LOCKSTEP_LANES`` (W), ``LOCKSTEP_MULT_CYCLES`` (K) and ``LOCKSTEP_VEC_LUT`` (1: the
+products in logic), as the design was built, and
 ``LOCKSTEP_SEED``. The tag width is read off the design's ports. With K > 1 the driver keeps
 valid inputs K cycles apart, as the unit requires. The structure is the usual one: a driver puts
 vectors (or idle cycles) on ``i``, a monitor records every valid ``o`` with its cycle number,
@@ -26,7 +27,8 @@ from sim.arith import INT32_MAX, INT32_MIN, requantize
 
 LANES = int(os.environ.get("LOCKSTEP_LANES", "4"))
 MULT_CYCLES = int(os.environ.get("LOCKSTEP_MULT_CYCLES", "1"))
-LATENCY = vec_unit_latency(MULT_CYCLES)
+LUT = os.environ.get("LOCKSTEP_VEC_LUT", "0") == "1"
+LATENCY = vec_unit_latency(MULT_CYCLES, LUT)
 SEED = int(os.environ.get("LOCKSTEP_SEED", "1"))
 PERIOD_NS = 10
 MAX_REPORTED = 8   # mismatches listed in a failure message; the count is always given
