@@ -219,11 +219,15 @@ def calibration(model, rng, batches=4, size=8):
             for _ in range(batches)]
 
 
-def quantize_onnx(model, path, rng, fmt="QDQ", batches=4):
+def quantize_onnx(model, path, rng, fmt="QDQ", batches=4, pre_process=False,
+                  op_types_to_quantize=None):
     """Quantise float ``model`` with onnxruntime's quantize_static (per-channel int8 weights,
-    int8 activations, format ``fmt``), calibrated on seeded random inputs; writes ``path``."""
+    int8 activations, format ``fmt``), calibrated on seeded random inputs; writes ``path``.
+    ``pre_process``: run onnxruntime's ``quant_pre_process`` first (it folds a
+    BatchNormalization into the convolution before it); ``op_types_to_quantize``: passed on."""
     import onnx
     from onnxruntime import quantization
+    from onnxruntime.quantization.shape_inference import quant_pre_process
 
     class Reader(quantization.CalibrationDataReader):
         def __init__(self, data):
@@ -234,10 +238,14 @@ def quantize_onnx(model, path, rng, fmt="QDQ", batches=4):
 
     float_path = path.with_name(path.stem + "_float.onnx")
     onnx.save(model, str(float_path))
+    if pre_process:
+        prepared = path.with_name(path.stem + "_prepared.onnx")
+        quant_pre_process(str(float_path), str(prepared), skip_symbolic_shape=True)
+        float_path = prepared
     quantization.quantize_static(
         str(float_path), str(path), Reader(calibration(model, rng, batches)),
         quant_format=getattr(quantization.QuantFormat, fmt), per_channel=True,
         activation_type=quantization.QuantType.QInt8,
-        weight_type=quantization.QuantType.QInt8,
+        weight_type=quantization.QuantType.QInt8, op_types_to_quantize=op_types_to_quantize,
         extra_options={"WeightSymmetric": True, "ActivationSymmetric": False})
     return path

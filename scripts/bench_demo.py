@@ -8,11 +8,9 @@ network, the ideal cycles (MACs / (R*C)), their ratio, the array utilisation and
 the board's clock. With --rtl, each case also runs one batch of test images on the RTL (the
 measured cycles must equal the predicted ones, and the outputs the golden model's).
 
-A second table says where the cycles go, from the golden model's timing of the program: the
-sum of isa.cost over each opcode (MATMUL split into its streamed rows and the cycles a MATMUL
-that preloads the next weight tile waits for the load, when it streams fewer than max(R, C)
-rows), the interlock waits (a MATMUL waiting for an earlier VEC's writes, a VEC for an earlier
-MATMUL's) and the fetch, HALT and final drain.
+A second table says where the cycles go (lockstep/profile.py): the sum of isa.cost over each
+opcode (MATMUL split into its streamed rows and the cycles a MATMUL that preloads the next
+weight tile waits for the load), the interlock waits and the fetch, HALT and final drain.
 
     python scripts/bench_demo.py [--core demo|icebreaker|ulx3s-85f ...] [--batches 1,16]
         [--rtl] [--simulator verilator|icarus] [--seed 2026] [--json [FILE]]
@@ -30,15 +28,13 @@ from benchlib import add_json_argument, emit_json, format_table, parse_ints
 
 from boards.catalog import BOARDS
 from lockstep.compiler import compile_model
-from lockstep.demo import DEMO_CONFIG, _macs
+from lockstep.demo import DEMO_CONFIG
+from lockstep.profile import cycle_breakdown
 from lockstep.quantize import quantize
 from lockstep.runtime import run
 from lockstep.train import load_digits_split, train_cnn, train_mlp
-from rtl import isa
-from sim.model import run as golden_run
 
 CORES = {"demo": (DEMO_CONFIG, None), **{name: (b.core, b) for name, b in BOARDS.items()}}
-OPS = ("LOADW", "MATMUL", "VEC", "SETQ", "WAIT")
 
 
 def demo_networks(seed=2026):
@@ -57,33 +53,6 @@ def demo_networks(seed=2026):
     return nets
 
 
-def breakdown(compiled):
-    """Where a compiled program's cycles go (golden model timing); the parts sum to the
-    predicted cycles."""
-    cfg = compiled.cfg
-    result = golden_run(compiled.state.copy(), trace=True)
-    parts = {"fetch": isa.fetch_cycles(cfg), **{op: 0 for op in OPS}, "matmul_rows": 0,
-             "preload_wait": 0, "interlock": 0}
-    counts = dict.fromkeys(OPS, 0)
-    t = isa.fetch_cycles(cfg)
-    for pc, start, _ in result.trace:
-        instr = isa.decode(int(compiled.state.prog[pc]))
-        cost = isa.cost(instr, cfg)
-        name = instr.op.name
-        parts["interlock"] += start - t
-        parts[name] += cost
-        counts[name] += 1
-        if instr.op == isa.Op.MATMUL:
-            parts["matmul_rows"] += instr.m
-            parts["preload_wait"] += cost - instr.m
-        t = start + cost
-    parts["halt"] = 1
-    parts["drain"] = result.cycles - t - 1   # waiting for the last writes to land
-    total = sum(v for k, v in parts.items() if k not in ("matmul_rows", "preload_wait"))
-    assert total == result.cycles == compiled.predicted_cycles, (total, result.cycles)
-    return {"cycles": parts, "opcode_counts": counts}
-
-
 def measure(kind, model, x, core_name, batch, rtl=False, simulator="verilator"):
     cfg, board = CORES[core_name]
     record = {"network": kind, "core": core_name, "rows": cfg.rows, "cols": cfg.cols,
@@ -94,7 +63,7 @@ def measure(kind, model, x, core_name, batch, rtl=False, simulator="verilator"):
     except ValueError as exc:   # CompileError: does not fit this core
         record["error"] = f"does not fit: {exc}"
         return record
-    macs = _macs(model) * batch
+    macs = model.macs() * batch
     ideal = -(-macs // cfg.macs_per_cycle)
     cycles = compiled.predicted_cycles
     record.update(
@@ -103,7 +72,7 @@ def measure(kind, model, x, core_name, batch, rtl=False, simulator="verilator"):
                                                           4),
         cycles_per_inference=round(cycles / batch, 1), instructions=compiled.instructions,
         latency_us=round(cycles / board.clock_mhz, 2) if board else None,
-        **breakdown(compiled))
+        **cycle_breakdown(compiled))
     if rtl:
         golden = run(compiled, x[:batch], backend="golden")
         started = time.perf_counter()
@@ -141,7 +110,8 @@ def tables(results):
     lines += ["", "where the cycles go (sum of isa.cost per opcode; MATMUL = streamed rows + "
               "waits for a preload longer than the stream):"]
     headers = ["network", "core", "batch", "fetch", "LOADW", "MATMUL rows", "preload wait",
-               "VEC", "SETQ", "WAIT", "interlock", "drain+HALT", "total", "ideal"]
+               "VEC", "POOL", "FILL", "SET*", "WAIT", "interlock", "drain+HALT", "total",
+               "ideal"]
     rows = []
     for r in results:
         if "error" in r:
@@ -150,7 +120,9 @@ def tables(results):
         rows.append([r["network"], f"{r['core']} {r['rows']}x{r['cols']}", r["batch"],
                      c["fetch"], f"{c['LOADW']} ({n['LOADW']})",
                      f"{c['matmul_rows']} ({n['MATMUL']})", c["preload_wait"],
-                     f"{c['VEC']} ({n['VEC']})", c["SETQ"], c["WAIT"], c["interlock"],
+                     f"{c['VEC']} ({n['VEC']})", f"{c['POOL']} ({n['POOL']})",
+                     f"{c['FILL']} ({n['FILL']})", c["SETQ"] + c["SETP"] + c["SETW"],
+                     c["WAIT"], c["interlock"],
                      c["drain"] + c["halt"], r["predicted_cycles"], r["ideal_cycles"]])
     lines += format_table(headers, rows)
     lines.append("(n) = instructions of that kind")

@@ -51,6 +51,8 @@ class CompiledModel:
     output: object                 # the output tensor's Layout
     predicted_cycles: int
     act_bytes: int = 0             # activation SRAM the tensors take
+    wgt_rows: int = 0              # weight SRAM rows the tiles take
+    qparam_rows: int = 0           # requantisation SRAM rows the program uses
     layers: list = field(default_factory=list)   # one dict of figures per layer
 
     @property
@@ -159,7 +161,8 @@ def compile_model(model, cfg, batch=1):
         layers.append(info)
     return CompiledModel(cfg=cfg, model=model, batch=batch, state=state,
                          input=layouts[INPUT], output=layouts[model.core_layers[-1].name],
-                         predicted_cycles=result.cycles, act_bytes=used, layers=layers)
+                         predicted_cycles=result.cycles, act_bytes=used, layers=layers,
+                         wgt_rows=len(builder.tiles) * cfg.rows, qparam_rows=len(builder.qrows))
 
 
 def read_act(act, base, count):

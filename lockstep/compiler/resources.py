@@ -6,9 +6,10 @@ from dataclasses import dataclass
 import numpy as np
 
 from rtl import isa
+from rtl.config import QADDR_FIELD_BITS, WGT_TILE_BITS
 from sim.programs import COUNT_MAX, ceil_div
 
-from .errors import fits_field
+from .errors import CompileError, bytes_text, fits_field
 
 __all__ = ["Builder", "PatternSpec"]
 
@@ -97,6 +98,14 @@ class Builder:
             block = np.asarray(block)
             tile[:block.shape[0], :block.shape[1]] = block
             self.tiles.append(tile)
+        if len(self.tiles) > 2 ** WGT_TILE_BITS:
+            # Refused here, before a tile index overflows its instruction field (a smaller
+            # excess is refused with the total once the whole model is lowered).
+            raise CompileError(
+                f"weight SRAM needs more than {2 ** WGT_TILE_BITS} tiles (the most an "
+                f"instruction addresses) already by layer {self.layer_name!r} (layer "
+                f"{len(self.layers)}), the core has {cfg.wgt_tiles} tiles ({cfg.wgt_depth} "
+                f"rows, {bytes_text(cfg.wgt_depth * cfg.cols)})")
         return first
 
     def add_qrows(self, bias, mult, shift):
@@ -108,6 +117,12 @@ class Builder:
                    np.zeros(cfg.cols, np.uint8))
             row[0][:len(b)], row[1][:len(m)], row[2][:len(s)] = b, m, s
             self.qrows.append(row)
+        if len(self.qrows) > 2 ** QADDR_FIELD_BITS:
+            raise CompileError(
+                f"requantisation SRAM needs more than {2 ** QADDR_FIELD_BITS} rows (the most an "
+                f"instruction addresses) already by layer {self.layer_name!r} (layer "
+                f"{len(self.layers)}), the core has "
+                f"{cfg.qparam_depth} rows ({bytes_text(cfg.qparam_depth * cfg.cols * 9)})")
         return first
 
     def channel_rows(self, requant, width):

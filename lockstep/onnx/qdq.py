@@ -190,7 +190,9 @@ def softmax(imp, node, name, pending):
 @handler("float", "BatchNormalization")
 def batch_norm(imp, node, name, pending):
     imp.fail(node, "only a BatchNormalization right after a float Conv or Gemm (before its "
-             "QuantizeLinear) can be folded into it")
+             "QuantizeLinear) can be folded into it; this one comes after the layer's "
+             "QuantizeLinear: fold it before quantising (onnxruntime.quantization."
+             "quant_pre_process does)")
 
 
 @handler("float", "Flatten", "Reshape", "Squeeze")
