@@ -10,8 +10,17 @@ import pytest
 
 from boards.catalog import BOARDS
 from lockstep.compiler import compile_model
-from lockstep.qmodel import (Add, AvgPool, Conv2d, Dense, DepthwiseConv2d, Flatten, MaxPool,
-                             QModel, QParams)
+from lockstep.qmodel import (
+    Add,
+    AvgPool,
+    Conv2d,
+    Dense,
+    DepthwiseConv2d,
+    Flatten,
+    MaxPool,
+    QModel,
+    QParams,
+)
 from lockstep.runtime import run
 from rtl.config import CoreConfig
 
