@@ -8,21 +8,20 @@ Each board runs the core straight from its own oscillator (no PLL), at a clock t
 builds meet (``lockstep build --board NAME`` reports the achieved Fmax):
 
 * iCEBreaker (iCE40UP5K, 12 MHz): an 8x2 array, 16 MACs on all 8 SB_MAC16, two PEs to each
-  (rtl/dsp.py), and one vector lane with a serial multiplier in logic (``vec_mult_cycles`` =
-  32: a VEC row takes 2 x 32 cycles); routed at 35.51 MHz (placer seed 1, 2026-12-02) in
-  4474/5280 LCs and 25/30 EBRs (docs/benchmarks.md). Arrays with inferred
-  multipliers must keep one row: ``synth_ice40 -dsp`` (Yosys 0.70) packs a multi-row array's
-  generic multipliers into a wrong netlist.
+  (rtl/dsp.py), one vector lane with a serial multiplier in logic (``vec_mult_cycles`` = 32: a
+  VEC row takes 2 x 32 cycles), whole-row activation windows (``act_align`` = 8) and one
+  pattern register, no window unit; routed at 27.72 MHz (placer seed 1) in 5245/5280 LCs and
+  25/30 EBRs (docs/benchmarks.md). Arrays with inferred multipliers must keep one row:
+  ``synth_ice40 -dsp`` (Yosys 0.70) packs a multi-row array's generic multipliers into a wrong
+  netlist.
 * ULX3S 85F (LFE5U-85F, 25 MHz): a 12x12 array (144 MULT18X18D, the operands in their input
-  registers) with 3 vector lanes (12 more, 156/156), each VEC row taking 4 cycles, and the
-  registers of a fast clock: four-cycle host reads (every access decoded into registers, a
-  cycle before it acts, and every SRAM output row registered before the host's word select),
-  the accumulator sum registered before its write, a two-cycle decode, four-stage PEs (the
-  operands cross to the DSP's input registers in a cycle of their own, the product back to a
-  second product register in another) and the vector unit's SRAM rows registered before its
-  lane select. Placed by nextpnr's electrostatic placer, routed at 102.90 MHz (seed 1; 100.63
-  with seed 2, 107.94 with seed 3) in 10291 LUTs and 113/208 DP16KD (docs/benchmarks.md, "The
-  ECP5 at 100 MHz"); its build takes about ten minutes.
+  registers), 6 vector lanes and a 6-lane window unit (POOL) whose multipliers are built from
+  logic (the array takes the DSPs; 12 lanes of each do not fit the part's logic), and the
+  registers of a fast clock: four-cycle host reads, the accumulator sum registered before its
+  write, a two-cycle decode, four-stage PEs and the vector unit's SRAM rows registered before
+  its lane select. Its SRAMs hold KWS's and IC's activations (64 KiB) and 144 KiB of weights.
+  Placed by nextpnr's electrostatic placer (docs/benchmarks.md has the routed Fmax and the
+  resources).
 """
 
 import importlib
@@ -97,8 +96,8 @@ BOARDS = {
         leds=(("led_g", 0), ("led_r", 0))),
     "ulx3s-85f": Board(
         "ulx3s-85f", "LFE5U-85F",
-        CoreConfig(rows=12, cols=12, vec_lanes=12, vec_lut=True, pool=True, pool_line=64,
-                   act_depth=4096, wgt_depth=12288, acc_depth=512, qparam_depth=64,
+        CoreConfig(rows=12, cols=12, vec_lanes=6, vec_lut=True, pool=True, pool_line=64,
+                   act_depth=4096, wgt_depth=12288, acc_depth=512, qparam_depth=256,
                    prog_depth=1024, host_read_latency=4, acc_write_latency=1,
                    decode_cycles=2, pe_stages=4, vec_read_latency=3),
         clock_mhz=25.0,

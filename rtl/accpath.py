@@ -50,7 +50,7 @@ class AccumulatorPath(wiring.Component):
 
     Timing: a row issued in cycle s leaves the array in W = s + ``latency``; its accumulator row
     is read in W - 3 and the read's data registered in W - 1; the sum is made in W and written
-    in W + ``cfg.acc_write_latency``. The sums of the rows issued in the 2 + acc_write_latency
+    in W + ``cfg.acc_write_latency``. The sums of the rows issued in the 3 + acc_write_latency
     cycles before it are not in what the read saw: each one whose row is the same replaces the
     read (the newest wins), so that back-to-back rows may accumulate into one row without a
     stall. One row per cycle, no back-pressure.

@@ -256,13 +256,10 @@ class CoreConfig:
         if self.pool and self.patterns < 3:
             raise ConfigError(f"the window unit (pool) needs 3 pattern registers, not "
                               f"{self.patterns}")
-        if self.pool and self.lanes < 2:
-            raise ConfigError(f"the window unit (pool) needs min(rows, cols) >= 2, not "
-                              f"{self.lanes}")
-        if self.pool and (self.vec_lanes != self.lanes or k != 1):
-            raise ConfigError(f"the window unit (pool) needs {self.lanes} DSP vector lanes "
-                              f"(vec_lanes = min(rows, cols), vec_mult_cycles 1), not "
-                              f"{self.vec_lanes} lanes of {k} cycles")
+        if self.pool and (self.vec_lanes < 2 or k != 1):
+            raise ConfigError(f"the window unit (pool) needs at least 2 vector lanes of one "
+                              f"multiply a cycle (vec_mult_cycles 1), not {self.vec_lanes} "
+                              f"lanes of {k} cycles")
         if self.wgt_depth < self.rows:
             raise ConfigError(
                 f"wgt_depth ({self.wgt_depth}) must hold at least one weight tile "
@@ -290,6 +287,12 @@ class CoreConfig:
     def lanes(self):
         """Lanes the vector unit processes per cycle: min(rows, cols)."""
         return min(self.rows, self.cols)
+
+    @property
+    def pool_lanes(self):
+        """Channels the window unit (POOL) processes per input: the vector unit's lanes, which
+        requantise its results one input a cycle."""
+        return self.vec_lanes
 
     @property
     def groups(self):

@@ -324,6 +324,7 @@ class Sequencer(wiring.Component):
         # Bytes a write covers: the pattern's lanes, at most the row's (VEC, POOL) lanes.
         write_lanes = write_pattern.lanes
         row_count = Mux(write_lanes > cfg.lanes, cfg.lanes, write_lanes)
+        pool_count = Mux(write_lanes > cfg.pool_lanes, cfg.pool_lanes, write_lanes)
 
         # -- interlocks: how long until every accumulator / activation write has landed, and
         # until the weight loader has read its last row --------------------------------------
@@ -350,7 +351,7 @@ class Sequencer(wiring.Component):
 
         issuing = Signal()    # the instruction issues in this cycle
         self._payloads(m, f, is_op, started, acc_ptr, step, read_walk, write_walk, aux_walk,
-                       row_count, write_lanes, zero_point, clamp_min, clamp_max)
+                       row_count, pool_count, write_lanes, zero_point, clamp_min, clamp_max)
 
         fault_q = Signal(ERROR_BITS)
         halting = Signal()
@@ -504,7 +505,7 @@ class Sequencer(wiring.Component):
                 m.d.sync += aux_walk.load(w_aux)
 
     def _payloads(self, m, f, is_op, started, acc_ptr, step, read_walk, write_walk, aux_walk,
-                  row_count, write_lanes, zero_point, clamp_min, clamp_max):
+                  row_count, pool_count, write_lanes, zero_point, clamp_min, clamp_max):
         """The issue payloads, driven every cycle from registers whether valid or not, so that
         the SRAM addresses do not wait for the interlock and issue logic."""
         cfg, Op = self.cfg, isa.Op
@@ -531,7 +532,7 @@ class Sequencer(wiring.Component):
         ]
         if cfg.pool:
             p = self.pool.payload
-            m.d.comb += [p.out_addr.eq(write_walk.addr), p.count.eq(row_count),
+            m.d.comb += [p.out_addr.eq(write_walk.addr), p.count.eq(pool_count),
                          p.zero_point.eq(zero_point), p.clamp_min.eq(clamp_min),
                          p.clamp_max.eq(clamp_max)]
 

@@ -25,7 +25,7 @@ class WindowUnit(wiring.Component):
     """Combines the inputs of a POOL per lane and hands each result, with the POOL's
     requantisation parameters, to the vector unit.
 
-    Per lane (``lanes`` = min(R, C) channels; v = x - zp, 9 bits):
+    Per lane (``cfg.pool_lanes`` = ``cfg.vec_lanes`` channels; v = x - zp, 9 bits):
 
     * DW: the sum over the kh x kw window of v times the window position's weight;
     * AVG: the sum of v over the window; MAX: its maximum;
@@ -67,7 +67,7 @@ class WindowUnit(wiring.Component):
 
     def __init__(self, cfg):
         self.cfg = cfg
-        lanes = cfg.lanes
+        lanes = cfg.pool_lanes
         tag = vec_tag_layout(cfg)
         super().__init__({
             "issue": In(stream.Signature(pool_issue_layout(cfg), always_ready=True)),
@@ -86,7 +86,7 @@ class WindowUnit(wiring.Component):
     def elaborate(self, platform):
         m = Module()
         cfg = self.cfg
-        lanes = cfg.lanes
+        lanes = cfg.pool_lanes
         win = self.window
         kind = win.op
         latency = window_latency()

@@ -19,41 +19,50 @@ import numpy as np
 
 from boards.catalog import BOARDS
 from rtl import isa
-from rtl.config import TIMING_OPTIONS, ConfigError, CoreConfig
+from rtl.config import ACT_ADDR_BITS, TIMING_OPTIONS, ConfigError, CoreConfig
 from sim.model import CoreState, run
 from sim.programs import (
     ceil_div,
     gather_accumulators,
     gemm_program,
-    place_activations,
+    place_matrix,
     place_weights,
+    write_bytes,
 )
 from sim.rtlsim import run_on_rtl
 
 
 def gemm_config(rows, cols, m, k, n, pipeline=None):
-    """The smallest core of this array shape whose SRAMs hold the whole GEMM, with the timing
-    options in ``pipeline`` (a dict, default none)."""
+    """The smallest core of this array shape whose SRAMs hold the whole GEMM (X as M rows of K
+    bytes from byte 0 of the activation SRAM, whose depth is a power of two; one SETP, one
+    LOADW, a MATMUL per weight tile and HALT in the program SRAM), with the timing options in
+    ``pipeline`` (a dict, default none)."""
     kt, nt = ceil_div(k, rows), ceil_div(n, cols)
-    return CoreConfig(rows=rows, cols=cols, act_depth=kt * m, wgt_depth=nt * kt * rows,
-                      acc_depth=nt * m, qparam_depth=1, prog_depth=nt * kt + 2,
+    if m * k > 1 << ACT_ADDR_BITS:
+        raise ValueError(f"X ({m} x {k} = {m * k} bytes) exceeds the activation SRAM's "
+                         f"{1 << ACT_ADDR_BITS}-byte address space")
+    row_bytes = CoreConfig(rows=rows, cols=cols).act_row_bytes
+    act_depth = max(2, 1 << (ceil_div(m * k, row_bytes) - 1).bit_length())
+    return CoreConfig(rows=rows, cols=cols, act_depth=act_depth, wgt_depth=nt * kt * rows,
+                      acc_depth=nt * m, qparam_depth=1, prog_depth=nt * kt + 3,
                       **(pipeline or {}))
 
 
 def measure(rows, cols, m, k, n, simulator="verilator", seed=1, pipeline=None):
     """Run one random M x K x N GEMM on the smallest core of an R x C array that holds it; the
     figures as a dict (the --json object). ConfigError/ValueError (one line) if it cannot."""
-    cfg = gemm_config(rows, cols, m, k, n, pipeline)
     if m >= 1 << 12:
         raise ValueError("--m must be below 4096 (one MATMUL streams M rows)")
+    cfg = gemm_config(rows, cols, m, k, n, pipeline)
     rng = np.random.default_rng(seed)
     x = rng.integers(-128, 128, size=(m, k), dtype=np.int8)
     w = rng.integers(-128, 128, size=(k, n), dtype=np.int8)
 
     state = CoreState(cfg)
-    state.act[:] = place_activations(cfg, x)
+    write_bytes(state, 0, place_matrix(x))           # row i of X at byte i * K
     state.wgt[:] = place_weights(cfg, w)
-    state.load_program(gemm_program(cfg, m, k, n) + [isa.encode(isa.Op.HALT)])
+    state.load_program(gemm_program(cfg, m, k, n, x_base=0, x_stride=k)
+                       + [isa.encode(isa.Op.HALT)])
     predicted = run(state.copy())
 
     started = time.perf_counter()

@@ -147,7 +147,7 @@ def pool_results(state, a, regs):
     output, in order (docs/isa.md, POOL)."""
     cfg = state.cfg
     w = regs.window
-    lanes, m = cfg.lanes, a["m"]
+    lanes, m = cfg.pool_lanes, a["m"]
     op = isa.Window(w["kind"])
     pattern = regs.patterns[a["pattern"]]
     if op == isa.Window.ADD:
@@ -190,7 +190,7 @@ def pool_results(state, a, regs):
 
 def _pool(state, a, regs):
     cfg = state.cfg
-    q, lanes = a["q_addr"], cfg.lanes
+    q, lanes = a["q_addr"], cfg.pool_lanes
     results = pool_results(state, a, regs)
     y = requantize(results, state.bias[q, :lanes], state.mult[q, :lanes],
                    state.shift[q, :lanes] & 0x1F, *regs.setq)

@@ -208,7 +208,7 @@ def _random_fill(cfg, rng, base, span, index):
 def _pool_case(cfg, rng, state):
     """A POOL of a random kind over random int8 data along random patterns."""
     W = isa.Window
-    lanes, size = cfg.lanes, cfg.act_bytes
+    lanes, size = cfg.pool_lanes, cfg.act_bytes
     op = W(int(rng.choice(list(W))))
     kh, kw = int(rng.integers(1, 4)), int(rng.integers(1, 4))
     stride = int(rng.integers(0, 2))

@@ -38,8 +38,11 @@ from rtl.hostmap import HostMap, Reg, Region
     (dict(act_align=3), "act_align must be a power of two from 1 to act_row_bytes \\(8\\)"),
     (dict(act_align=16), "act_align must be a power of two"),
     (dict(pool=1), "pool must be True or False"),
-    (dict(pool=True, vec_lanes=2), "the window unit \\(pool\\) needs 8 DSP vector lanes"),
-    (dict(rows=1, cols=1, pool=True), "needs min\\(rows, cols\\) >= 2"),
+    (dict(pool=True, vec_lanes=1), "the window unit \\(pool\\) needs at least 2 vector lanes "
+     "of one multiply a cycle"),
+    (dict(pool=True, vec_lanes=2, vec_mult_cycles=4), "the window unit \\(pool\\) needs at "
+     "least 2 vector lanes"),
+    (dict(rows=1, cols=1, pool=True), "needs at least 2 vector lanes"),
     (dict(vec_lut=True, vec_mult_cycles=8), "vec_lut needs one multiply a cycle"),
     (dict(pool=True, pool_line=5000), "pool_line must be between 1 and 4095"),
 ])

@@ -26,16 +26,18 @@ ALIGNED = {"act_align": 4, "patterns": 1}
 
 #: The window unit (POOL), with the ULX3S core's pipeline too.
 POOL = {"pool": True, "pool_line": 16}
-FAST_POOL = {**FAST_CLOCK, **POOL}
+#: The ULX3S core's vector and window lanes: six, their products built from logic.
+FAST_POOL = {**FAST_CLOCK, **POOL, "vec_lut": True}
 
 # Array shapes (rows, cols, vec_lanes[, vec_mult_cycles[, options]]), some not square, some
 # with fewer vector lanes than min(rows, cols) (several cycles per VEC row), some with serial
 # multipliers (K cycles per VEC step), one with the ULX3S core's pipeline, one with five-stage
-# PEs and three-cycle host reads, one with whole-row windows, two with the window unit; small
+# PEs and three-cycle host reads, one with whole-row windows, three with the window unit (one
+# with as many vector lanes as min(R, C), two with fewer, as the ULX3S core has); small
 # SRAMs keep full read-backs cheap.
 SHAPES = [(1, 1, None), (3, 3, None), (8, 8, None), (8, 8, 2, 1, FAST_CLOCK), (4, 16, None),
           (4, 16, 1), (16, 4, 2), (4, 4, 1, 32, ALIGNED), (2, 8, 2, 4), (4, 8, 2, 1, PE5_H3),
-          (8, 8, None, 1, POOL), (12, 12, None, 1, FAST_POOL)]
+          (8, 8, None, 1, POOL), (8, 8, 2, 1, POOL), (12, 12, 6, 1, FAST_POOL)]
 OPTION_NAMES = {id(FAST_CLOCK): "-fast", id(PE5_H3): "-pe5h3", id(ALIGNED): "-aligned",
                 id(POOL): "-pool", id(FAST_POOL): "-fastpool"}
 

@@ -1,4 +1,4 @@
-"""ONNX import (lockstep/onnx_import.py): models quantised by onnxruntime's own quantiser, in
+"""ONNX import (lockstep/onnx/): models quantised by onnxruntime's own quantiser, in
 QOperator and QDQ formats, against onnxruntime running the same files; and every refusal.
 
 Each quantised tensor of onnxruntime's run is compared with the imported model's, layer by

@@ -107,12 +107,15 @@ def pool_core(rows, cols, **options):
                       qparam_depth=32, prog_depth=512, **options)
 
 
-#: Cores for the golden model: small, not square, and the ULX3S board's own.
-CORES = {"4x4": pool_core(4, 4), "3x6": pool_core(3, 6), "8x2": pool_core(8, 2),
-         "ulx3s": BOARDS["ulx3s-85f"].core}
+#: The RTL runs on one small core with the window unit and half as many vector (and window)
+#: lanes as min(R, C), like the ULX3S core (one simulator build per simulator).
+RTL_CORE = pool_core(4, 4, vec_lanes=2)
 
-#: The RTL runs on one small core with the window unit (one simulator build per simulator).
-RTL_CORE = pool_core(4, 4)
+#: Cores for the golden model: small, not square, with fewer vector (and window) lanes than
+#: min(R, C), and the ULX3S board's own.
+CORES = {"4x4": pool_core(4, 4), "3x6": pool_core(3, 6), "8x2": pool_core(8, 2),
+         "8x8v2": pool_core(8, 8, vec_lanes=2), "4x4v2": RTL_CORE, "ulx3s": BOARDS["ulx3s-85f"].core}
+
 
 
 def _inputs(model, rng, n):

@@ -1,7 +1,7 @@
 """The window unit's layers (POOL): depthwise convolution, average and max pooling, the
 residual Add; and Flatten, which moves nothing.
 
-A POOL works on ``lanes`` = min(R, C) channels of every pixel at once: a layer of C channels
+A POOL works on ``lanes`` = ``cfg.pool_lanes`` channels of every pixel at once: a layer of C channels
 is ceil(C / lanes) POOLs, each reading its channel group at ``g * lanes`` bytes into every
 pixel and writing as many bytes of its result as the group has channels. Windowed POOLs stream
 the rectangle of the (padded) input that their outputs cover, line by line; the unit's line
@@ -63,7 +63,7 @@ def _windowed(ctx, layer, kind, kernel, stride, pads, weights, requant):
     if line > cfg.pool_line:
         raise CompileError(f"{layer.describe()}: its lines of {line} pixels are longer than the "
                            f"window unit's line buffers ({cfg.pool_line} pixels)")
-    lanes = cfg.lanes
+    lanes = cfg.pool_lanes
     groups = ceil_div(c, lanes)
     bands = _bands(oh, lambda rows: ((rows - 1) * s + kh) * line, COUNT_MAX)
     if bands is None:
@@ -129,7 +129,7 @@ def avg_pool(ctx, layer):
         raise CompileError(f"{layer.describe()}: averages {h * w} pixels, more than a POOL "
                            f"streams ({COUNT_MAX})")
     src, out = ctx.layouts[layer.inputs[0]], ctx.layouts[layer.name]
-    lanes = cfg.lanes
+    lanes = cfg.pool_lanes
     groups = ceil_div(c, lanes)
     q_base = _param_rows(b, requant.bias, requant.mult, requant.shift, lanes, groups)
     b.setq(requant.zero_point, requant.clamp)
@@ -153,7 +153,7 @@ def add(ctx, layer):
     src_a, src_b = ctx.layouts[layer.inputs[0]], ctx.layouts[layer.inputs[1]]
     out = ctx.layouts[layer.name]
     shape = ctx.shape(layer.name)
-    lanes = cfg.lanes
+    lanes = cfg.pool_lanes
     h, w, c = shape if len(shape) == 3 else (1, 1, shape[0])
     groups = ceil_div(c, lanes)
     # Two parameter rows serve every channel group: the output's multiplier and shift in every
