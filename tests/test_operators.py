@@ -114,7 +114,8 @@ RTL_CORE = pool_core(4, 4, vec_lanes=2)
 #: Cores for the golden model: small, not square, with fewer vector (and window) lanes than
 #: min(R, C), and the ULX3S board's own.
 CORES = {"4x4": pool_core(4, 4), "3x6": pool_core(3, 6), "8x2": pool_core(8, 2),
-         "8x8v2": pool_core(8, 8, vec_lanes=2), "4x4v2": RTL_CORE, "ulx3s": BOARDS["ulx3s-85f"].core}
+         "8x8v2": pool_core(8, 8, vec_lanes=2), "4x4v2": RTL_CORE,
+         "ulx3s": BOARDS["ulx3s-85f"].core}
 
 
 

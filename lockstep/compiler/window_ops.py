@@ -1,8 +1,8 @@
 """The window unit's layers (POOL): depthwise convolution, average and max pooling, the
 residual Add; and Flatten, which moves nothing.
 
-A POOL works on ``lanes`` = ``cfg.pool_lanes`` channels of every pixel at once: a layer of C channels
-is ceil(C / lanes) POOLs, each reading its channel group at ``g * lanes`` bytes into every
+A POOL works on ``lanes`` = ``cfg.pool_lanes`` channels of every pixel at once: a layer of C
+channels is ceil(C / lanes) POOLs, each reading its channel group at ``g * lanes`` bytes into every
 pixel and writing as many bytes of its result as the group has channels. Windowed POOLs stream
 the rectangle of the (padded) input that their outputs cover, line by line; the unit's line
 buffers hold the lines above. Each POOL needs two parameter rows: its channels' requantisation,
