@@ -52,7 +52,8 @@ def add_config_arguments(parser):
              "3 to register the SRAM rows first (a VEC's writes land a cycle later)"),
             ("act_align", "activation windows start at multiples of this many bytes: 1 (any "
              "byte, the default) up to a whole activation row"),
-            ("pool_line", "pixels per line the window unit's line buffers hold")):
+            ("pool_line", "pixels per line the window unit's line buffers hold"),
+            ("patterns", "address pattern registers (SETP), 1 to 4; the window unit needs 3")):
         parser.add_argument("--" + name.replace("_", "-"), dest=name, type=int,
                             default=getattr(defaults, name),
                             help=f"{help_text} (default {getattr(defaults, name)})")
@@ -61,7 +62,7 @@ def add_config_arguments(parser):
                         "(default min(rows, cols))")
     parser.add_argument("--pool", action=argparse.BooleanOptionalAction, default=defaults.pool,
                         help="the window unit (POOL: depthwise convolution, pooling, residual "
-                        "add); needs min(rows, cols) vector lanes")
+                        "add) on as many channels as the vector unit has lanes")
     parser.add_argument("--vec-lut", dest="vec_lut", action=argparse.BooleanOptionalAction,
                         default=defaults.vec_lut,
                         help="vector lanes multiply in logic rather than DSP blocks (3 cycles "

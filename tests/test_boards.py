@@ -266,7 +266,8 @@ def test_ulx3s_bitstream(tmp_path):
     vector lane's MULT18X18D instances (rtl/dsp.py) must get through ecppack too, which stops
     with no message on a parameter value that Project Trellis does not know."""
     board = get_board("ulx3s-85f")
-    core = replace(board.core, rows=1, cols=1, vec_lanes=1, pool=False, vec_lut=False)
+    core = replace(board.core, rows=1, cols=1, vec_lanes=1, pool=False, vec_lut=False,
+                   wgt_depth=4096)
     report = board_build.build("ulx3s-85f", build_dir=tmp_path / "ecp5", tools="yowasp",
                                progress=sys.stderr, core=core)
     assert report.timing_met, report.table()

@@ -40,17 +40,25 @@ def fake_build(monkeypatch):
 
 def test_rows_and_cols_override_only_the_array_shape(fake_build, tmp_path, capsys):
     out_json = tmp_path / "r.json"
-    assert cli.main(["build", "--board", "ulx3s-85f", "--rows", "2", "--cols", "2",
+    assert cli.main(["build", "--board", "ulx3s-85f", "--rows", "4", "--cols", "4",
                      "--report-json", str(out_json)]) == 0
     (call,) = fake_build
     own = get_board("ulx3s-85f").core
-    assert call["core"] == replace(own, rows=2, cols=2, vec_lanes=None)
+    assert call["core"] == replace(own, rows=4, cols=4, vec_lanes=None)
     assert call["core"].act_depth == own.act_depth and call["core"].wgt_depth == own.wgt_depth
     # Not the board's own folder, which `lockstep flash` programs from.
-    assert Path(call["build_dir"]) == Path("build/boards/ulx3s-85f-2x2")
+    assert Path(call["build_dir"]) == Path("build/boards/ulx3s-85f-4x4")
     data = json.loads(out_json.read_text())
-    assert (data["rows"], data["cols"], data["macs_per_cycle"]) == (2, 2, 4)
-    assert "2x2 array, 4 MACs/cycle" in capsys.readouterr().out
+    assert (data["rows"], data["cols"], data["macs_per_cycle"]) == (4, 4, 16)
+    assert "4x4 array, 16 MACs/cycle" in capsys.readouterr().out
+
+
+def test_a_shape_the_board_core_cannot_take_is_one_line(fake_build, capsys):
+    """The ULX3S core's weight SRAM (12288 rows) is more than a 2-row array addresses."""
+    assert cli.main(["build", "--board", "ulx3s-85f", "--rows", "2", "--cols", "2"]) == 2
+    assert not fake_build
+    assert capsys.readouterr().err.strip() == (
+        "lockstep build: error: wgt_depth must be between 1 and 8192, not 12288")
 
 
 def test_one_of_rows_cols_keeps_the_other(fake_build, tmp_path):
@@ -63,12 +71,19 @@ def test_one_of_rows_cols_keeps_the_other(fake_build, tmp_path):
 
 
 def test_vec_mult_cycles_overrides_only_the_vector_multiplier(fake_build):
-    assert cli.main(["build", "--board", "ulx3s-85f", "--vec-mult-cycles", "32"]) == 0
+    assert cli.main(["build", "--board", "icebreaker", "--vec-mult-cycles", "8"]) == 0
     (call,) = fake_build
-    own = get_board("ulx3s-85f").core
-    assert call["core"] == replace(own, vec_mult_cycles=32, vec_read_latency=2)
+    own = get_board("icebreaker").core
+    assert call["core"] == replace(own, vec_mult_cycles=8, vec_read_latency=2)
     assert Path(call["build_dir"]) == Path(
-        f"build/boards/ulx3s-85f-{own.rows}x{own.cols}v{own.vec_lanes}s32")
+        f"build/boards/icebreaker-{own.rows}x{own.cols}v{own.vec_lanes}s8")
+
+
+def test_a_serial_multiplier_for_logic_lanes_is_one_line(fake_build, capsys):
+    assert cli.main(["build", "--board", "ulx3s-85f", "--vec-mult-cycles", "32"]) == 2
+    assert not fake_build
+    assert capsys.readouterr().err.strip() == (
+        "lockstep build: error: vec_lut needs one multiply a cycle (vec_mult_cycles 1), not 32")
 
 
 def test_pe_stages_overrides_only_the_pes(fake_build):
