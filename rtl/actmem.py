@@ -116,15 +116,22 @@ class ActivationMemory(wiring.Component):
         w_offset = wr.payload.addr[:pbits + 1]
         placed = Signal(16 * p, name="write_bytes")
         enables = Signal(2 * p, name="write_enables")
+        # With one vector lane and no window unit, every writer repeats one byte across the
+        # write (rtl/vecfeed.py; FILL): only the byte enables move with the offset, and the
+        # byte rotator (2P multiplexers of R bytes) is not built.
+        uniform = cfg.vec_lanes == 1 and not cfg.pool
         with m.If(wr.valid):
+            if uniform:
+                m.d.comb += placed.eq(wr.payload.data[0].replicate(2 * p))
             with m.Switch(w_offset):
                 for s in range(2 * p):
                     with m.Case(s):
                         for j in range(2 * p):
                             k = (j - s) % (2 * p)
                             if k < rows:
-                                m.d.comb += [placed[8 * j:8 * j + 8].eq(wr.payload.data[k]),
-                                             enables[j].eq(k < wr.payload.count)]
+                                if not uniform:
+                                    m.d.comb += placed[8 * j:8 * j + 8].eq(wr.payload.data[k])
+                                m.d.comb += enables[j].eq(k < wr.payload.count)
         if rotate:
             regs = [Signal.like(v, name=f"write_{i}_q", reset_less=v is not enables)
                     for i, v in enumerate((placed, enables, w_row0, w_row1))]
