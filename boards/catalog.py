@@ -10,7 +10,7 @@ builds meet (``lockstep build --board NAME`` reports the achieved Fmax):
 * iCEBreaker (iCE40UP5K, 12 MHz): an 8x2 array, 16 MACs on all 8 SB_MAC16, two PEs to each
   (rtl/dsp.py), one vector lane with a serial multiplier in logic (``vec_mult_cycles`` = 32: a
   VEC row takes 2 x 32 cycles), whole-row activation windows (``act_align`` = 8) and one
-  pattern register, no window unit; routed at 27.72 MHz (placer seed 1) in 5245/5280 LCs and
+  pattern register, no window unit; routed at 29.34 MHz (placer seed 1) in 5140/5280 LCs and
   25/30 EBRs (docs/benchmarks.md). Arrays with inferred multipliers must keep one row:
   ``synth_ice40 -dsp`` (Yosys 0.70) packs a multi-row array's generic multipliers into a wrong
   netlist.
