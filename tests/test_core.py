@@ -90,8 +90,8 @@ def test_bad_programs(shape, simulator, seed):
                                    (4, 4, 1, 32, ALIGNED)], ids=shape_id)
 def test_host_port(shape, simulator, seed, request):
     if simulator == "icarus":
-        # A known bug, open: on Icarus (four-state) the first read of the program SRAM back
-        # through the host port returns X; Verilator reads the written values. Strict: the
+        # A known bug, open: on Icarus (four-state) every program SRAM word read back through
+        # the host port is X; Verilator reads the written values. Strict: the
         # test fails as soon as the bug is fixed, so that this mark goes with it.
         request.applymarker(pytest.mark.xfail(
             strict=True, reason="known bug: the host port's program SRAM read gives X on "
