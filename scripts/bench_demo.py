@@ -21,17 +21,21 @@ Cores: "demo" is the 8x8 core `lockstep demo` uses, the others each board's own
 
 import argparse
 import sys
-import time
 
-import numpy as np
-from benchlib import add_json_argument, emit_json, format_table, parse_ints
+from benchlib import (
+    add_json_argument,
+    emit_json,
+    format_table,
+    parse_ints,
+    rtl_disagreed,
+    rtl_record,
+)
 
 from boards.catalog import BOARDS
 from lockstep.compiler import compile_model
 from lockstep.demo import DEMO_CONFIG
 from lockstep.profile import cycle_breakdown
 from lockstep.quantize import quantize
-from lockstep.runtime import run
 from lockstep.train import load_digits_split, train_cnn, train_mlp
 
 CORES = {"demo": (DEMO_CONFIG, None), **{name: (b.core, b) for name, b in BOARDS.items()}}
@@ -74,14 +78,7 @@ def measure(kind, model, x, core_name, batch, rtl=False, simulator="verilator"):
         latency_us=round(cycles / board.clock_mhz, 2) if board else None,
         **cycle_breakdown(compiled))
     if rtl:
-        golden = run(compiled, x[:batch], backend="golden")
-        started = time.perf_counter()
-        sim = run(compiled, x[:batch], backend="sim", simulator=simulator)
-        record["rtl"] = {
-            "simulator": simulator, "measured_cycles": sim.measured_cycles[0],
-            "cycles_match": sim.measured_cycles == [cycles],
-            "outputs_match": bool(np.array_equal(sim.outputs, golden.outputs)),
-            "wall_seconds": round(time.perf_counter() - started, 1)}
+        record["rtl"] = rtl_record(compiled, x[:batch], simulator)
     return record
 
 
@@ -160,12 +157,7 @@ def main(argv=None):
         print(line, file=out)
     if args.json:
         emit_json(args.json, {"benchmark": "demo", "seed": args.seed, "results": results})
-    bad = [r for r in results if "rtl" in r
-           and not (r["rtl"]["cycles_match"] and r["rtl"]["outputs_match"])]
-    if bad:
-        print("bench_demo: error: the RTL disagreed with the golden model", file=sys.stderr)
-        return 1
-    return 0
+    return 1 if rtl_disagreed(results, "bench_demo") else 0
 
 
 if __name__ == "__main__":

@@ -17,18 +17,16 @@ listed with the refusal. With --rtl, KWS and AD (or --models) also run on the RT
 import argparse
 import sys
 import tempfile
-import time
 from pathlib import Path
 
 import numpy as np
-from benchlib import add_json_argument, emit_json, format_table
+from benchlib import add_json_argument, emit_json, format_table, rtl_disagreed, rtl_record
 
 from boards.catalog import BOARDS
 from lockstep import mlperf
 from lockstep.compiler import CompileError, compile_model
 from lockstep.onnx import load_onnx
 from lockstep.profile import cycle_breakdown
-from lockstep.runtime import run
 
 
 def quantised_models(names, seed, folder):
@@ -64,15 +62,7 @@ def measure(name, model, board, clock, rtl, simulator, seed):
         record["latency_us_at_clock"] = round(cycles / clock, 1)
     if rtl:
         x = np.random.default_rng(seed).integers(-128, 128, (1, *model.input_shape))
-        x = x.astype(np.int8)
-        golden = run(compiled, x, backend="golden")
-        started = time.perf_counter()
-        sim = run(compiled, x, backend="sim", simulator=simulator)
-        record["rtl"] = {
-            "simulator": simulator, "measured_cycles": sim.measured_cycles[0],
-            "cycles_match": sim.measured_cycles == [cycles],
-            "outputs_match": bool(np.array_equal(sim.outputs, golden.outputs)),
-            "wall_seconds": round(time.perf_counter() - started, 1)}
+        record["rtl"] = rtl_record(compiled, x.astype(np.int8), simulator)
     return record
 
 
@@ -154,12 +144,7 @@ def main(argv=None):
     if args.json:
         emit_json(args.json, {"benchmark": "models", "seed": args.seed, "clock_mhz": args.clock,
                               "results": results})
-    bad = [r for r in results if "rtl" in r
-           and not (r["rtl"]["cycles_match"] and r["rtl"]["outputs_match"])]
-    if bad:
-        print("bench_models: error: the RTL disagreed with the golden model", file=sys.stderr)
-        return 1
-    return 0
+    return 1 if rtl_disagreed(results, "bench_models") else 0
 
 
 if __name__ == "__main__":

@@ -13,8 +13,8 @@ from pathlib import Path
 from rtl.config import shape_name
 
 __all__ = ["add_json_argument", "emit_json", "format_table", "load_json",
-           "parse_build_shapes", "parse_ints", "parse_shapes", "pyplot", "save_figure",
-           "shape_name"]
+           "parse_build_shapes", "parse_ints", "parse_shapes", "pyplot", "rtl_disagreed",
+           "rtl_record", "save_figure", "shape_name"]
 
 
 def parse_build_shapes(text):
@@ -115,3 +115,30 @@ def save_figure(fig, out_dir, name):
     fig.savefig(path, dpi=120)
     pyplot().close(fig)
     return path
+
+
+def rtl_record(compiled, x, simulator):
+    """Run ``compiled`` on int8 inputs ``x`` on the golden model and on the RTL: the record of
+    the RTL run (measured cycles, whether cycles and outputs equal the golden model's)."""
+    import time
+
+    import numpy as np
+
+    from lockstep.runtime import run
+    golden = run(compiled, x, backend="golden")
+    started = time.perf_counter()
+    sim = run(compiled, x, backend="sim", simulator=simulator)
+    return {"simulator": simulator, "measured_cycles": sim.measured_cycles[0],
+            "cycles_match": sim.measured_cycles == [compiled.predicted_cycles],
+            "outputs_match": bool(np.array_equal(sim.outputs, golden.outputs)),
+            "wall_seconds": round(time.perf_counter() - started, 1)}
+
+
+def rtl_disagreed(results, script):
+    """Print an error and return True when an RTL run in ``results`` disagreed with the
+    golden model (cycles or outputs)."""
+    bad = [r for r in results if "rtl" in r
+           and not (r["rtl"]["cycles_match"] and r["rtl"]["outputs_match"])]
+    if bad:
+        print(f"{script}: error: the RTL disagreed with the golden model", file=sys.stderr)
+    return bool(bad)

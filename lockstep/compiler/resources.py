@@ -98,14 +98,9 @@ class Builder:
             block = np.asarray(block)
             tile[:block.shape[0], :block.shape[1]] = block
             self.tiles.append(tile)
-        if len(self.tiles) > 2 ** WGT_TILE_BITS:
-            # Refused here, before a tile index overflows its instruction field (a smaller
-            # excess is refused with the total once the whole model is lowered).
-            raise CompileError(
-                f"weight SRAM needs more than {2 ** WGT_TILE_BITS} tiles (the most an "
-                f"instruction addresses) already by layer {self.layer_name!r} (layer "
-                f"{len(self.layers)}), the core has {cfg.wgt_tiles} tiles ({cfg.wgt_depth} "
-                f"rows, {bytes_text(cfg.wgt_depth * cfg.cols)})")
+        self._addressable("weight SRAM", len(self.tiles), WGT_TILE_BITS, "tiles",
+                          f"{cfg.wgt_tiles} tiles ({cfg.wgt_depth} rows, "
+                          f"{bytes_text(cfg.wgt_depth * cfg.cols)})")
         return first
 
     def add_qrows(self, bias, mult, shift):
@@ -117,13 +112,20 @@ class Builder:
                    np.zeros(cfg.cols, np.uint8))
             row[0][:len(b)], row[1][:len(m)], row[2][:len(s)] = b, m, s
             self.qrows.append(row)
-        if len(self.qrows) > 2 ** QADDR_FIELD_BITS:
-            raise CompileError(
-                f"requantisation SRAM needs more than {2 ** QADDR_FIELD_BITS} rows (the most an "
-                f"instruction addresses) already by layer {self.layer_name!r} (layer "
-                f"{len(self.layers)}), the core has "
-                f"{cfg.qparam_depth} rows ({bytes_text(cfg.qparam_depth * cfg.cols * 9)})")
+        self._addressable("requantisation SRAM", len(self.qrows), QADDR_FIELD_BITS, "rows",
+                          f"{cfg.qparam_depth} rows "
+                          f"({bytes_text(cfg.qparam_depth * cfg.cols * 9)})")
         return first
+
+    def _addressable(self, memory, used, field_bits, unit, has):
+        """Refuse ``used`` entries of ``memory`` beyond what a ``field_bits``-bit instruction
+        field addresses, before an index overflows it (a smaller excess is refused with the
+        total once the whole model is lowered)."""
+        if used > 2 ** field_bits:
+            raise CompileError(
+                f"{memory} needs more than {2 ** field_bits} {unit} (the most an instruction "
+                f"addresses) already by layer {self.layer_name!r} (layer {len(self.layers)}), "
+                f"the core has {has}")
 
     def channel_rows(self, requant, width):
         """Rows of ``width`` channels each of a layer's per-channel parameters."""
