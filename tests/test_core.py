@@ -88,12 +88,5 @@ def test_bad_programs(shape, simulator, seed):
 
 @pytest.mark.parametrize("shape", [(8, 8, None), (4, 16, None), (8, 8, 2, 1, FAST_CLOCK),
                                    (4, 4, 1, 32, ALIGNED)], ids=shape_id)
-def test_host_port(shape, simulator, seed, request):
-    if simulator == "icarus":
-        # A known bug, open: on Icarus (four-state) every program SRAM word read back through
-        # the host port is X; Verilator reads the written values. Strict: the
-        # test fails as soon as the bug is fixed, so that this mark goes with it.
-        request.applymarker(pytest.mark.xfail(
-            strict=True, reason="known bug: the host port's program SRAM read gives X on "
-            "Icarus (docs/architecture.md, Known bugs)"))
+def test_host_port(shape, simulator, seed):
     run_core_bench(bench_config(*shape), simulator, seed, "host_port")

@@ -7,8 +7,6 @@ without changing anything.
 
 import json
 
-import pytest
-
 from rtl.config import CoreConfig
 from rtl.hostlink import LinkedCore
 from sim.runner import run_cocotb
@@ -21,13 +19,7 @@ DIVISOR = 4          # clock cycles per bit: the least the UART accepts
 TIMEOUT_BITS = 64    # the link's mid-frame timeout
 
 
-def test_linked_core(simulator, seed, request):
-    if simulator == "icarus":
-        # The known bug of tests/test_core.py::test_host_port: its ping_and_regions case reads
-        # the program SRAM back, which gives X on Icarus (the other three cases pass there).
-        request.applymarker(pytest.mark.xfail(
-            strict=True, reason="known bug: the host port's program SRAM read gives X on "
-            "Icarus (docs/architecture.md, Known bugs)"))
+def test_linked_core(simulator, seed):
     run_cocotb(
         lambda: LinkedCore(CFG, DIVISOR, TIMEOUT_BITS),
         key=f"linked-{CFG.name}-d{DIVISOR}-t{TIMEOUT_BITS}", toplevel="linked_core",
