@@ -36,6 +36,7 @@ from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
 from .catalog import UnknownBoard, get_board
+from .pll import PllError, pll_settings
 
 __all__ = ["BuildError", "BuildReport", "build", "find_tools", "parse_report",
            "RESOURCE_KINDS", "TOOLS_CHOICES"]
@@ -168,6 +169,9 @@ class BuildReport:
     rows: int | None = None     # the array shape actually built
     cols: int | None = None
     synthesis: str = "default"  # or "abc fallback" (module docstring)
+    clock_mhz: float | None = None   # the core clock the bitstream runs at (the PLL's output)
+    oscillator_mhz: float | None = None
+    peak_gmacs: float | None = None  # MACs per second at clock_mhz, in billions
 
     def resource(self, kind):
         """``{"used", "available", "name"}`` of a resource kind (RESOURCE_KINDS), or None."""
@@ -190,6 +194,11 @@ class BuildReport:
         shape = f"{self.rows}x{self.cols} array, " if self.rows else ""
         lines = [f"board {self.board} ({self.part}), {shape}{self.macs_per_cycle} MACs/cycle",
                  f"  {'Fmax':<12} {fmax:>12}   target {self.target_mhz:g} MHz: timing {verdict}"]
+        if self.clock_mhz is not None:
+            source = ("PLL from the " if self.oscillator_mhz != self.clock_mhz else "the ") + \
+                f"{self.oscillator_mhz:g} MHz oscillator"
+            lines.append(f"  {'clock':<12} {self.clock_mhz:>8g} MHz   ({source}): peak "
+                         f"{self.peak_gmacs:g} GMAC/s")
         labels = {"logic": "LUT/LC", "dsp": "DSP", "bram": "block RAM", "spram": "SPRAM"}
         for kind, label in labels.items():
             res = self.resource(kind)
@@ -226,7 +235,9 @@ def parse_report(data, board, *, bitstream=None, seed=1, tools="", elapsed_s=Non
                        target_mhz=board.clock_mhz, macs_per_cycle=board.core.macs_per_cycle,
                        utilization=util, bitstream=bitstream, timing_met=met, seed=seed,
                        tools=tools, elapsed_s=elapsed_s, build_dir=build_dir,
-                       rows=board.core.rows, cols=board.core.cols)
+                       rows=board.core.rows, cols=board.core.cols, clock_mhz=board.clock_mhz,
+                       oscillator_mhz=board.oscillator_mhz,
+                       peak_gmacs=round(board.peak_gmacs, 3))
 
 
 @contextlib.contextmanager
@@ -274,6 +285,13 @@ def build(board_name, build_dir=None, tools="auto", seed=1, progress=sys.stderr,
     if core is not None:
         board = replace(board, core=core)
     env_tools = find_tools(board, tools)
+    pll = None
+    if board.has_pll:
+        try:
+            pll = pll_settings(family_of(board), board.oscillator_mhz, board.clock_mhz,
+                               tool_dir=Path(env_tools["YOSYS"]).parent)
+        except PllError as exc:
+            raise BuildError(f"{board.name}: {exc}") from None
     loader = shutil.which("openFPGALoader") or shutil.which("true") or sys.executable
     env_vars = {**env_tools, "OPENFPGALOADER": str(loader), "AMARANTH_USE_YOSYS": "builtin"}
     build_dir = Path(build_dir if build_dir is not None else Path("build") / "boards" / board.name)
@@ -291,14 +309,15 @@ def build(board_name, build_dir=None, tools="auto", seed=1, progress=sys.stderr,
 
     start = time.monotonic()
     used = "yowasp" if "yowasp" in Path(env_tools["YOSYS"]).name else "system"
+    clock = (f"{board.clock_mhz:g} MHz from a PLL" if pll else f"{board.clock_mhz:g} MHz")
     say(f"building {board.name} ({board.part}, {board.core.rows}x{board.core.cols} core, "
-        f"{board.clock_mhz:g} MHz, {board.baud} baud) with {used} tools in {build_dir}")
+        f"{clock}, {board.baud} baud) with {used} tools in {build_dir}")
     log_path = build_dir / "build.log"
     nextpnr_opts = f"--report {REPORT} --seed {int(seed)} {board.pnr_opts}".strip()
     overrides = {"synth_opts": board.synth_opts, "nextpnr_opts": nextpnr_opts,
                  "script_after_read": YOSYS_AFTER_READ}
     synthesis = "default"
-    returncode = _run_script(board, build_dir, env_vars, overrides, say,
+    returncode = _run_script(board, pll, build_dir, env_vars, overrides, say,
                              start, interval)
     if (not report_path.exists() and family_of(board) == "ecp5"
             and _abc9_failed(build_dir / f"{NAME}.rpt")):
@@ -307,7 +326,7 @@ def build(board_name, build_dir=None, tools="auto", seed=1, progress=sys.stderr,
         synthesis = "abc fallback"
         overrides = {**overrides, **ECP5_ABC_FALLBACK,
                      "synth_opts": f"{board.synth_opts} {ECP5_ABC_FALLBACK['synth_opts']}"}
-        returncode = _run_script(board, build_dir, env_vars, overrides, say,
+        returncode = _run_script(board, pll, build_dir, env_vars, overrides, say,
                                  start, interval)
     elapsed = time.monotonic() - start
 
@@ -334,7 +353,7 @@ def _abc9_failed(rpt):
     return step >= 0 and "ERROR: Assert" in text[step:]
 
 
-def _run_script(board, build_dir, env_vars, overrides, say, start, interval):
+def _run_script(board, pll, build_dir, env_vars, overrides, say, start, interval):
     """Write the build files with Amaranth's ``overrides`` (on a new platform object: one
     prepares only once) and run the build script with the tools of ``env_vars``; returns its
     exit status."""
@@ -344,7 +363,7 @@ def _run_script(board, build_dir, env_vars, overrides, say, start, interval):
     except ImportError as exc:
         raise BuildError(str(exc)) from None
     with _patched_environ(env_vars):
-        plan = platform.prepare(BoardTop(board), NAME, **overrides)
+        plan = platform.prepare(BoardTop(board, pll), NAME, **overrides)
         plan.extract(str(build_dir))
     say(f"[{time.monotonic() - start:5.0f} s] elaborated; running the build script")
 

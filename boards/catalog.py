@@ -45,7 +45,8 @@ class Board:
     name: str
     part: str
     core: CoreConfig
-    clock_mhz: float            # the core clock: the board oscillator, which the build targets
+    clock_mhz: float            # the core clock, which the build constrains and targets
+    osc_mhz: float | None = None   # the oscillator; a PLL makes clock_mhz from it if they differ
     platform_path: str = ""     # "module:Class" of the amaranth-boards platform
     baud: int = DEFAULT_BAUD    # host link UART rate (docs/host-protocol.md)
     synth_opts: str = ""        # extra options for the vendor synth_* script
@@ -55,6 +56,20 @@ class Board:
     programmers: tuple = ()
     # Status LEDs as (resource name, number): busy, error, done; a board may list fewer.
     leds: tuple = (("led", 0), ("led", 1), ("led", 2))
+
+    @property
+    def oscillator_mhz(self):
+        return self.clock_mhz if self.osc_mhz is None else self.osc_mhz
+
+    @property
+    def has_pll(self):
+        """Whether the core clock comes from a PLL (boards/pll.py) rather than the oscillator."""
+        return self.oscillator_mhz != self.clock_mhz
+
+    @property
+    def peak_gmacs(self):
+        """Multiply-accumulates per second at the core clock, in billions."""
+        return self.core.macs_per_cycle * self.clock_mhz / 1e3
 
     @property
     def clock_hz(self):
@@ -85,9 +100,9 @@ BOARDS = {
     "icebreaker": Board(
         "icebreaker", "iCE40UP5K",
         CoreConfig(rows=8, cols=2, vec_lanes=1, vec_mult_cycles=32, act_depth=512,
-                   wgt_depth=256, acc_depth=256, qparam_depth=16, prog_depth=256, act_align=8,
-                   patterns=1),
-        clock_mhz=12.0,
+                   wgt_depth=16384, wgt_spram=True, acc_depth=256, qparam_depth=32,
+                   prog_depth=256, act_align=8, patterns=1),
+        clock_mhz=30.0, osc_mhz=12.0,
         platform_path="amaranth_boards.icebreaker:ICEBreakerPlatform",
         # -device u: ABC maps for the UP5K's delays, not the HX's (the default): 32.1/33.3/32.3
         # MHz for seeds 1-3 instead of 30.7/32.1/29.1 (docs/benchmarks.md).

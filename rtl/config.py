@@ -74,6 +74,25 @@ class ConfigError(ValueError):
     """A configuration the core cannot be built with. The message is one line, for users."""
 
 
+#: One SB_SPRAM256KA: 16,384 words of 16 bits, single port; the iCE40UP5K has four.
+SPRAM_DEPTH = 16384
+SPRAM_WIDTH = 16
+SPRAM_BANKS = 4
+
+
+def spram_banks(width, depth):
+    """(columns, rows) of SB_SPRAM256KA that hold ``depth`` words of ``width`` bits; ValueError
+    (one line) if the shape does not tile them or needs more than the part has."""
+    if width % SPRAM_WIDTH or depth % SPRAM_DEPTH:
+        raise ValueError(f"SPRAM holds words of a multiple of {SPRAM_WIDTH} bits, "
+                         f"{SPRAM_DEPTH} deep at a time, not {depth} x {width} bits")
+    columns, rows = width // SPRAM_WIDTH, depth // SPRAM_DEPTH
+    if columns * rows > SPRAM_BANKS:
+        raise ValueError(f"{depth} x {width} bits needs {columns * rows} SPRAMs, the "
+                         f"iCE40UP5K has {SPRAM_BANKS}")
+    return columns, rows
+
+
 @dataclass(frozen=True)
 class CoreConfig:
     """Parameters of one Lockstep core.
@@ -165,6 +184,11 @@ class CoreConfig:
     vec_lut : bool
         The vector lanes' 32 x 32 products are adder trees in logic instead of DSP multipliers
         (a core whose DSPs all serve the array): ``isa.LUT_PRODUCT_EXTRA`` cycles more.
+    wgt_spram : bool
+        The weight SRAM is made of the iCE40UP5K's SB_SPRAM256KA (16,384 x 16 bits each, four
+        on the part; rtl/wgtmem.py) rather than block RAM: 8 x ``cols`` bits must be a
+        multiple of 16 and ``wgt_depth`` a multiple of 16,384. Same timing; the contents after
+        configuration are undefined rather than zero.
     """
 
     rows: int = 8
@@ -186,13 +210,14 @@ class CoreConfig:
     pool_line: int = 64
     vec_lut: bool = False
     patterns: int = 4
+    wgt_spram: bool = False
 
     def __post_init__(self):
         if self.vec_lanes is None and isinstance(self.rows, int) and isinstance(self.cols, int):
             object.__setattr__(self, "vec_lanes", min(self.rows, self.cols))
         for f in fields(self):
             value = getattr(self, f.name)
-            if f.name in ("pool", "vec_lut"):
+            if f.name in ("pool", "vec_lut", "wgt_spram"):
                 if not isinstance(value, bool):
                     raise ConfigError(f"{f.name} must be True or False, not {value!r}")
             elif not isinstance(value, int) or isinstance(value, bool):
@@ -260,6 +285,11 @@ class CoreConfig:
             raise ConfigError(f"the window unit (pool) needs at least 2 vector lanes of one "
                               f"multiply a cycle (vec_mult_cycles 1), not {self.vec_lanes} "
                               f"lanes of {k} cycles")
+        if self.wgt_spram:
+            try:
+                spram_banks(8 * self.cols, self.wgt_depth)
+            except ValueError as exc:
+                raise ConfigError(f"wgt_spram: {exc}") from None
         if self.wgt_depth < self.rows:
             raise ConfigError(
                 f"wgt_depth ({self.wgt_depth}) must hold at least one weight tile "
@@ -357,6 +387,8 @@ class CoreConfig:
             suffix += f"_pool{self.pool_line}"
         if self.vec_lut:
             suffix += "_lut"
+        if self.wgt_spram:
+            suffix += "_spram"
         if self.patterns != 2 ** PATTERN_BITS:
             suffix += f"_pat{self.patterns}"
         return (f"r{self.rows}c{self.cols}_a{self.act_depth}_w{self.wgt_depth}"

@@ -17,6 +17,7 @@ from .loader import WeightLoader
 from .sequencer import ERROR_BITS, Sequencer
 from .vecfeed import VectorFeed, vec_tag_layout
 from .vector import VectorUnit
+from .wgtmem import WeightMemory
 from .window import WindowUnit
 
 __all__ = ["LockstepCore"]
@@ -86,7 +87,7 @@ class LockstepCore(wiring.Component):
 
         prog, prog_w = memory("prog_mem", 64, cfg.prog_depth, 32)
         m.submodules.act_mem = act = ActivationMemory(cfg)
-        wgt, wgt_w = memory("wgt_mem", 8 * cols, cfg.wgt_depth, 8)
+        m.submodules.wgt_mem = wgt = WeightMemory(cols, cfg.wgt_depth, spram=cfg.wgt_spram)
         acc, acc_w = memory("acc_mem", 32 * cols, cfg.acc_depth, 32)
         # Requantisation parameters are stored as narrow as the vector unit: vec_lanes channels
         # to a memory row, qslots memory rows to a parameter row. (On the UP5K, C-lane rows
@@ -96,7 +97,7 @@ class LockstepCore(wiring.Component):
         bias, bias_w = memory("bias_mem", 32 * vec_lanes, q_depth, 32)
         mult, mult_w = memory("mult_mem", 32 * vec_lanes, q_depth, 32)
         shift, shift_w = memory("shift_mem", 8 * vec_lanes, q_depth, 8)
-        prog_r, wgt_r = prog.read_port(), wgt.read_port()
+        prog_r = prog.read_port()
         acc_r = acc.read_port()
         bias_r, mult_r, shift_r = bias.read_port(), mult.read_port(), shift.read_port()
 
@@ -111,7 +112,7 @@ class LockstepCore(wiring.Component):
             host.instret.eq(seq.instret), host.err_pc.eq(seq.err_pc),
             seq.start.eq(host.start),
             host.prog_row.eq(prog_r.data), host.act_row.eq(act.host_data),
-            host.wgt_row.eq(wgt_r.data), host.acc_row.eq(acc_r.data),
+            host.wgt_row.eq(wgt.r_data), host.acc_row.eq(acc_r.data),
             host.bias_row.eq(bias_r.data), host.mult_row.eq(mult_r.data),
             host.shift_row.eq(shift_r.data),
         ]
@@ -127,7 +128,11 @@ class LockstepCore(wiring.Component):
                 m.d.comb += port.en.eq(enables)
 
         host_write_port(prog_w, host.prog_w_en, 32)
-        host_write_port(wgt_w, host.wgt_w_en, 8)
+        # The weight SRAM has one port (rtl/wgtmem.py): the host writes only while the core is
+        # idle, when the port's address is the host's row.
+        m.d.comb += wgt.w_data.eq(Cat(*[host.w_data] * -(-cols // 4))[:8 * cols])
+        with m.If(~busy):
+            m.d.comb += wgt.w_en.eq(host.wgt_w_en)
         for port, enables, lane_bits in ((bias_w, host.bias_w_en, 32),
                                          (mult_w, host.mult_w_en, 32),
                                          (shift_w, host.shift_w_en, 8)):
@@ -163,7 +168,7 @@ class LockstepCore(wiring.Component):
             wiring.connect(m, seq.pool_tap, win.tap)
             m.d.comb += [
                 win.x.eq(act.read_data), win.window.eq(seq.window),
-                win.tap_covered.eq(seq.pool_tap_covered), win.wgt_data.eq(wgt_r.data),
+                win.tap_covered.eq(seq.pool_tap_covered), win.wgt_data.eq(wgt.r_data),
                 win.q.valid.eq(seq.pool_q.valid), win.q.payload.eq(seq.pool_q_second),
                 win.bias_data.eq(bias_r.data), win.mult_data.eq(mult_r.data),
                 win.shift_data.eq(shift_r.data),
@@ -211,7 +216,7 @@ class LockstepCore(wiring.Component):
             m.d.comb += [
                 prog_r.addr.eq(seq.prog_addr),
                 prog_r.en.eq(seq.prog_en),
-                wgt_r.addr.eq(loader.rd_addr),
+                wgt.addr.eq(loader.rd_addr),
                 acc_r.addr.eq(Mux(accp.read.valid, accp.read.payload, vec.payload.acc_addr)),
                 bias_r.addr.eq(feed.q_addr),
                 mult_r.addr.eq(feed.q_addr),
@@ -225,12 +230,12 @@ class LockstepCore(wiring.Component):
                 # A POOL's prologue reads its weight and parameter rows (the loader is idle then,
                 # and no VEC runs).
                 with m.If(seq.pool_tap.valid):
-                    m.d.comb += wgt_r.addr.eq(seq.tap_row)
+                    m.d.comb += wgt.addr.eq(seq.tap_row)
                 q_row = row_slot(seq.pool_q.payload, 0, qparam_slots(cfg))
                 with m.If(seq.pool_q.valid):
                     m.d.comb += [port.addr.eq(q_row) for port in (bias_r, mult_r, shift_r)]
         with m.Else():
-            for port in (prog_r, wgt_r, acc_r):
+            for port in (prog_r, wgt, acc_r):
                 m.d.comb += port.addr.eq(host.row)
             for port in (bias_r, mult_r, shift_r):
                 m.d.comb += port.addr.eq(host.q_row)
@@ -243,6 +248,6 @@ class LockstepCore(wiring.Component):
             # s + to_array - 1 + C + j: shadow row j lands then (the loader waits C + j).
             loader.start.valid.eq(delay(m, seq.load.valid, to_array - 1, "load_valid")),
             loader.start.payload.eq(delay(m, seq.load.payload, to_array - 1, "load_addr")),
-            loader.rd_data.eq(wgt_r.data),
+            loader.rd_data.eq(wgt.r_data),
         ]
         return m

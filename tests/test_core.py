@@ -99,3 +99,13 @@ def test_bad_programs(shape, simulator, seed):
                                    (4, 4, 1, 32, ALIGNED)], ids=shape_id)
 def test_host_port(shape, simulator, seed):
     run_core_bench(bench_config(*shape), simulator, seed, "host_port")
+
+
+@pytest.mark.parametrize("testcase", ["random_programs", "host_port"])
+def test_icebreaker_board_core(simulator, seed, testcase):
+    """The iCEBreaker's exact core: an 8 x 2 array, one serial lane, whole-row windows, and the
+    weight SRAM in an SB_SPRAM256KA (rtl/wgtmem.py), simulated with Yosys' model of it."""
+    cfg = BOARDS["icebreaker"].core
+    assert cfg.wgt_spram
+    run_core_bench(cfg, simulator, seed, testcase,
+                   LOCKSTEP_PROGRAMS=PROGRAMS_PER_SHAPE[simulator])

@@ -106,3 +106,49 @@ def test_cli_refuses_models_that_do_not_fit(onnx_file, tmp_path):
 def test_cli_refuses_missing_files(tmp_path):
     done = lockstep("run", str(tmp_path / "nope.onnx"), "--input", "x.npy", "--output", "y.npy")
     assert done.returncode == 2 and "no such model file" in done.stderr
+
+
+def test_cli_compile_and_run_for_a_board(onnx_file, tmp_path, seed):
+    """--board compiles for the core that board carries and gives the latency at its clock."""
+    from boards.catalog import get_board
+    board = get_board("ulx3s-85f")
+    path = onnx_file("cnn", "QDQ")
+    model = load_onnx(path)
+    predicted = compile_model(model, board.core).predicted_cycles
+    out = tmp_path / "cnn.npz"
+    done = lockstep("compile", str(path), "--board", board.name, "-o", str(out))
+    assert done.returncode == 0, done.stderr
+    us = predicted / board.clock_mhz
+    assert (f"predicted cycles: {predicted} per batch of 1, {us:,.1f} us at ulx3s-85f's "
+            f"{board.clock_mhz:g} MHz") in done.stdout
+    x = np.random.default_rng(seed).normal(0, 1, (2, 1, 8, 8)).astype(np.float32)
+    np.save(tmp_path / "x.npy", x)
+    done = lockstep("run", str(path), "--board", board.name, "--input", str(tmp_path / "x.npy"),
+                    "--output", str(tmp_path / "y.npy"), "--json")
+    assert done.returncode == 0, done.stderr
+    summary = json.loads(done.stdout)
+    assert summary["board"] == board.name and summary["clock_mhz"] == board.clock_mhz
+    assert (summary["rows"], summary["cols"]) == (board.core.rows, board.core.cols)
+    assert summary["predicted_cycles"] == predicted
+    assert summary["predicted_us"] == pytest.approx(us, abs=1e-3)
+
+
+@pytest.mark.parametrize("command", ["compile", "run", "generate"])
+def test_cli_refuses_an_unknown_board_in_one_line(command, onnx_file, tmp_path):
+    args = {"compile": [str(onnx_file("mlp", "QDQ")), "-o", str(tmp_path / "o.npz")],
+            "run": [str(onnx_file("mlp", "QDQ")), "--input", "x.npy", "--output", "y.npy"],
+            "generate": ["-o", str(tmp_path / "o.v")]}[command]
+    done = lockstep(command, *args, "--board", "de10-nano")
+    assert done.returncode == 2
+    lines = done.stderr.strip().splitlines()
+    assert len(lines) == 1 and "unknown board 'de10-nano'" in lines[0], done.stderr
+    assert "icebreaker" in lines[0] and "ulx3s-85f" in lines[0]
+    assert not (tmp_path / "o.npz").exists() and not (tmp_path / "o.v").exists()
+
+
+def test_cli_board_backend_refuses_core_flags(onnx_file, tmp_path):
+    done = lockstep("run", str(onnx_file("mlp", "QDQ")), "--input", "x.npy", "--output", "y.npy",
+                    "--backend", "board", "--board", "icebreaker", "--rows", "4",
+                    "--port", "/dev/null")
+    assert done.returncode == 2
+    assert "drop the core flags" in done.stderr and len(done.stderr.strip().splitlines()) == 1

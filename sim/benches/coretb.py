@@ -55,6 +55,10 @@ class CoreTB:
             await RisingEdge(self.dut.clk)
         self.dut.rst.value = 0
         await FallingEdge(self.dut.clk)
+        if self.cfg.wgt_spram:
+            # SPRAM powers up undefined (X in Yosys' model), block RAM as zero: write the zeros
+            # that the mirror holds, as a host does before a program reads a weight row.
+            await self.write_state(self.mirror, force_sram="wgt")
 
     # -- host port transactions ------------------------------------------------------------------
 
@@ -107,15 +111,16 @@ class CoreTB:
         """The host words of row ``row`` of SRAM ``name`` in model state ``state``."""
         return row_words(self.map, state, name, row)
 
-    async def write_state(self, state, force=False):
-        """Write every SRAM row of ``state`` that differs from the mirror (or all, if ``force``)."""
+    async def write_state(self, state, force=False, force_sram=None):
+        """Write every SRAM row of ``state`` that differs from the mirror (or all, if ``force``;
+        or all of SRAM ``force_sram``)."""
         ops = []
         for name, region in SRAM_FIELDS:
             for row in range(self.map.depth(region)):
                 new = self.row_words(state, name, row)
                 old = self.row_words(self.mirror, name, row)
                 for word, value in enumerate(new):
-                    if force or value != old[word]:
+                    if force or name == force_sram or value != old[word]:
                         ops.append(("w", self.map.addr(region, row, word), value))
         await self.transact(ops)
         for attr in ("prog", "act", "wgt", "acc", "bias", "mult", "shift"):
