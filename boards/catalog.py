@@ -4,16 +4,18 @@ Plain data (no amaranth-boards import), so the compiler and the demo can predict
 every board without the FPGA tools. The platform class is named by a dotted path and imported
 only by :meth:`Board.platform` (boards/build.py), so ``BOARDS`` imports without amaranth-boards.
 
-Each board runs the core straight from its own oscillator (no PLL), at a clock the measured
-builds meet (``lockstep build --board NAME`` reports the achieved Fmax):
+Each board's core runs at ``clock_mhz``: a PLL makes it from the board's oscillator
+(``osc_mhz``) when the two differ, with settings computed at build time (boards/pll.py), and the
+build constrains the PLL's output, so a bitstream that misses the clock fails to build.
+``lockstep build --board NAME`` reports the achieved Fmax beside it (docs/benchmarks.md).
 
-* iCEBreaker (iCE40UP5K, 12 MHz): an 8x2 array, 16 MACs on all 8 SB_MAC16, two PEs to each
-  (rtl/dsp.py), one vector lane with a serial multiplier in logic (``vec_mult_cycles`` = 32: a
-  VEC row takes 2 x 32 cycles), whole-row activation windows (``act_align`` = 8) and one
-  pattern register, no window unit; routed at 29.34 MHz (placer seed 1) in 5140/5280 LCs and
-  25/30 EBRs (docs/benchmarks.md). Arrays with inferred multipliers must keep one row:
-  ``synth_ice40 -dsp`` (Yosys 0.70) packs a multi-row array's generic multipliers into a wrong
-  netlist.
+* iCEBreaker (iCE40UP5K, 12 MHz oscillator, core at 24 MHz from the PLL): an 8x2 array, 16
+  MACs on all 8 SB_MAC16, two PEs to each (rtl/dsp.py), one vector lane with a serial
+  multiplier in logic (``vec_mult_cycles`` = 32: a VEC row takes 2 x 32 cycles), whole-row
+  activation windows (``act_align`` = 8) and one pattern register, no window unit. Its weight
+  SRAM is one of the four SB_SPRAM256KA (16,384 rows of 2 bytes: rtl/wgtmem.py); the other
+  SRAMs are block RAM. Arrays with inferred multipliers must keep one row: ``synth_ice40
+  -dsp`` (Yosys 0.70) packs a multi-row array's generic multipliers into a wrong netlist.
 * ULX3S 85F (LFE5U-85F, 25 MHz): a 12x12 array (144 MULT18X18D, the operands in their input
   registers), 6 vector lanes and a 6-lane window unit (POOL) whose multipliers are built from
   logic (the array takes the DSPs; 12 lanes of each do not fit the part's logic), and the
@@ -102,7 +104,7 @@ BOARDS = {
         CoreConfig(rows=8, cols=2, vec_lanes=1, vec_mult_cycles=32, act_depth=512,
                    wgt_depth=16384, wgt_spram=True, acc_depth=256, qparam_depth=32,
                    prog_depth=256, act_align=8, patterns=1),
-        clock_mhz=30.0, osc_mhz=12.0,
+        clock_mhz=24.0, osc_mhz=12.0,
         platform_path="amaranth_boards.icebreaker:ICEBreakerPlatform",
         # -device u: ABC maps for the UP5K's delays, not the HX's (the default): 32.1/33.3/32.3
         # MHz for seeds 1-3 instead of 30.7/32.1/29.1 (docs/benchmarks.md).
