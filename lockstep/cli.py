@@ -48,6 +48,9 @@ def add_config_arguments(parser, board_help=None):
     group.add_argument("--vec-lut", dest="vec_lut", action=argparse.BooleanOptionalAction,
                        default=None, help="vector lanes multiply in logic rather than DSP blocks "
                        "(3 cycles more)")
+    group.add_argument("--wgt-spram", dest="wgt_spram", action=argparse.BooleanOptionalAction,
+                       default=None, help="the weight SRAM in the iCE40UP5K's SPRAMs (8 x cols "
+                       "a multiple of 16 bits, wgt_depth of 16384 rows per SPRAM)")
 
 
 #: The help of each integer CoreConfig flag.
@@ -165,7 +168,7 @@ def cmd_run(args):
         from .board import BoardConnection
         if board is None:
             raise UserError("--backend board needs --board NAME and --port DEVICE")
-        if any(getattr(args, name) is not None for name in CoreConfig().to_dict()):
+        if any(getattr(args, name, None) is not None for name in CoreConfig().to_dict()):
             raise UserError(f"--backend board runs the core that {board.name} carries: drop the "
                             f"core flags")
     compiled = compile_for(args)
