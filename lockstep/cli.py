@@ -204,8 +204,7 @@ def cmd_run(args):
         summary.update(board=board.name, clock_mhz=board.clock_mhz,
                        predicted_us=round(compiled.predicted_cycles / board.clock_mhz, 3))
     if result.measured_cycles:
-        summary["measured_cycles"] = result.measured_cycles[0] if result.runs == 1 \
-            else result.measured_cycles
+        summary["measured_cycles"] = list(result.measured_cycles)    # one per run
         summary["cycles_match"] = all(c == compiled.predicted_cycles
                                       for c in result.measured_cycles)
     if args.json:
@@ -378,10 +377,22 @@ def cmd_flash(args):
         raise UserError(f"{Path(argv[0]).name} failed with status {done.returncode}")
 
 
+def _version():
+    from importlib.metadata import PackageNotFoundError, version
+
+    from rtl.hostmap import VERSION
+    try:
+        package = version("lockstep")
+    except PackageNotFoundError:
+        package = "unknown (not installed)"
+    return f"lockstep {package}, ISA version {VERSION}"
+
+
 def build_parser():
     from boards.catalog import BOARDS
     parser = argparse.ArgumentParser(
         prog="lockstep", description="Lockstep: a compiler-scheduled int8 inference core.")
+    parser.add_argument("--version", action="version", version=_version())
     sub = parser.add_subparsers(dest="command", required=True)
 
     gen = sub.add_parser("generate", help="write the core's Verilog")

@@ -60,3 +60,10 @@ def test_generate_into_a_missing_folder_fails_cleanly(tmp_path):
 def test_bad_arguments_exit_non_zero():
     done = lockstep("generate", "--rows", "eight", "-o", "x.v")
     assert done.returncode == 2 and "invalid int value" in done.stderr
+
+
+def test_version():
+    from rtl.hostmap import VERSION
+    done = lockstep("--version")
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.startswith("lockstep ") and f"ISA version {VERSION}" in done.stdout
