@@ -123,3 +123,14 @@ def test_unsupported_structures_are_refused():
     with pytest.raises(ModelError, match="requantisation scale of"):
         compile_model(QModel((4,), QParams(1.0), [Dense(np.ones((4, 2)), [0, 0], 1.0,
                                                         QParams(0.5))]), big_core(8, 8))
+
+
+def test_a_model_that_overflows_the_icebreakers_spram_is_refused():
+    """The iCEBreaker's weight SRAM is one SPRAM of 16384 rows (2048 tiles of 8 x 2): a dense
+    layer of 256 x 160 needs 2560 tiles."""
+    from boards.catalog import get_board
+    cfg = get_board("icebreaker").core
+    with pytest.raises(CompileError, match=r"weight SRAM needs 2\d\d\d tiles \(\d+ rows, [\d.]+ "
+                       r"KiB\), the core has 2048 tiles \(16384 rows, 32.0 KiB\)") as info:
+        compile_model(random_mlp(np.random.default_rng(0), sizes=(256, 160, 10)), cfg)
+    assert "\n" not in str(info.value)
