@@ -272,10 +272,11 @@ def _phase(build_dir):
 
 
 def build(board_name, build_dir=None, tools="auto", seed=1, progress=sys.stderr,
-          interval=10.0, core=None):
+          interval=10.0, core=None, clock_mhz=None):
     """Build ``board_name``'s bitstream; a :class:`BuildReport` (also when timing failed).
 
-    ``core`` (a CoreConfig) replaces the board's own core, e.g. for an array-size sweep.
+    ``core`` (a CoreConfig) replaces the board's own core, e.g. for an array-size sweep;
+    ``clock_mhz`` the board's core clock (a PLL makes it from the oscillator).
     BuildError for an unknown board (boards.catalog.UnknownBoard), a missing tool, or a build
     that ends without a nextpnr report (synthesis error, design does not fit or route)."""
     try:
@@ -284,6 +285,8 @@ def build(board_name, build_dir=None, tools="auto", seed=1, progress=sys.stderr,
         raise BuildError(str(exc)) from None
     if core is not None:
         board = replace(board, core=core)
+    if clock_mhz is not None:
+        board = replace(board, osc_mhz=board.oscillator_mhz, clock_mhz=clock_mhz)
     env_tools = find_tools(board, tools)
     pll = None
     if board.has_pll:

@@ -278,15 +278,18 @@ def test_icebreaker_bitstream(tmp_path):
 
 
 def test_ulx3s_bitstream(tmp_path):
-    """A real ECP5 build with YoWASP of the ULX3S core with a 1 x 1 array (under a minute): its
-    vector lane's MULT18X18D instances (rtl/dsp.py) must get through ecppack too, which stops
-    with no message on a parameter value that Project Trellis does not know."""
+    """A real ECP5 build with YoWASP of the ULX3S core with a 1 x 1 array, at 50 MHz from an
+    EHXPLLL (a few minutes): its vector lane's MULT18X18D instances (rtl/dsp.py) and the PLL
+    (boards/pll.py) must get through ecppack too, which stops with no message on a parameter
+    value that Project Trellis does not know."""
     board = get_board("ulx3s-85f")
     core = replace(board.core, rows=1, cols=1, vec_lanes=1, pool=False, vec_lut=False,
                    wgt_depth=4096)
     report = board_build.build("ulx3s-85f", build_dir=tmp_path / "ecp5", tools="yowasp",
-                               progress=sys.stderr, core=core)
+                               progress=sys.stderr, core=core, clock_mhz=50.0)
     assert report.timing_met, report.table()
+    assert report.target_mhz == report.clock_mhz == 50.0          # the PLL's output is timed
+    assert report.oscillator_mhz == board.oscillator_mhz == 25.0
     assert report.resource("dsp")["used"] == 5      # the array's product, the lane's four
     bitstream = tmp_path / "ecp5" / "lockstep.bit"
     assert report.bitstream == str(bitstream)
