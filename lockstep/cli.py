@@ -301,7 +301,8 @@ def cmd_build(args):
         build_dir = Path("build") / "boards" / f"{board.name}-{core.shape}{stages}"
     try:
         report = build_board(args.board, build_dir=build_dir, tools=args.tools,
-                             seed=args.seed, progress=sys.stderr, core=core)
+                             seed=args.seed, progress=sys.stderr, core=core,
+                             clock_mhz=args.clock)
     except BuildError as exc:
         raise UserError(str(exc)) from None
     for line in report.table():
@@ -446,6 +447,9 @@ def build_parser():
     bld.add_argument("--board", required=True, help="the board: " + ", ".join(sorted(BOARDS)))
     bld.add_argument("--report-json", help="write the figures to this JSON file")
     bld.add_argument("--seed", type=int, default=1, help="nextpnr placer seed (default 1)")
+    bld.add_argument("--clock", type=float, help="core clock in MHz instead of the board's own, "
+                     "made by its PLL from the oscillator (one the PLL cannot make exactly is "
+                     "refused)")
     bld.add_argument("--tools", choices=("auto", "yowasp", "system"), default="auto",
                      help="YoWASP (pip) or system tools; auto prefers YoWASP (default auto)")
     bld.add_argument("--build-dir", help="build folder (default build/boards/BOARD, or "

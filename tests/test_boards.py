@@ -334,6 +334,16 @@ def test_build_refuses_a_bad_pll_target_before_running_the_tools(tmp_path, monke
     assert cli.main(["build", "--board", "icebreaker", "--build-dir", str(tmp_path / "c")]) == 2
 
 
+def test_build_cli_refuses_a_clock_the_pll_cannot_make(tmp_path, monkeypatch, capsys):
+    from lockstep import cli
+    monkeypatch.setattr(board_build, "_run_script", lambda *args: pytest.fail("tools ran"))
+    args = ["build", "--board", "ulx3s-85f", "--clock", "87", "--build-dir", str(tmp_path)]
+    assert cli.main(args) == 2
+    lines = capsys.readouterr().err.strip().splitlines()
+    assert lines[-1] == ("lockstep build: error: ulx3s-85f: the ecp5 PLL makes 87.5 MHz from 25 "
+                         "MHz, not the 87 MHz asked for: pick a clock it makes exactly"), lines
+
+
 @pytest.mark.parametrize("name, clock, primitive", [("icebreaker", None, "SB_PLL40_PAD"),
                                                     ("ulx3s-85f", 50.0, "EHXPLLL")])
 def test_board_top_clocks_the_core_from_its_pll(name, clock, primitive, tmp_path):
