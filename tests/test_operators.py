@@ -3,7 +3,6 @@ counts that are not multiples of R or C, stride 2 on odd sizes, asymmetric paddi
 golden model gives the bits of the model's numpy reference on several cores, and the RTL gives
 the golden model's bits and predicted cycles on both simulators."""
 
-from dataclasses import replace
 
 import numpy as np
 import pytest
@@ -152,7 +151,7 @@ def test_whole_row_windows_without_the_window_unit(seed):
     """A core without POOL (the iCEBreaker's: whole-row windows, one pattern register) runs
     strided, padded convolutions, and refuses depthwise convolution naming the unit."""
     rng = np.random.default_rng(seed)
-    cfg = replace(BOARDS["icebreaker"].core, wgt_depth=2048, qparam_depth=32)
+    cfg = BOARDS["icebreaker"].core
     model = conv_same_asymmetric(rng)
     compiled = compile_model(model, cfg)
     x = _inputs(model, rng, 1)
