@@ -10,6 +10,7 @@ from .config import SPRAM_DEPTH, SPRAM_WIDTH, spram_banks
 
 __all__ = ["WeightMemory"]
 
+
 class WeightMemory(wiring.Component):
     """``depth`` rows of ``lanes`` bytes behind one port: one access a cycle, a read or a
     write, at ``addr``.
