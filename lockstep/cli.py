@@ -127,11 +127,9 @@ def load_model(path):
     return load_onnx(path)
 
 
-def compile_for(args, cfg=None):
+def compile_for(args):
     from .compiler import compile_model
-    model = load_model(args.model)
-    cfg = cfg or config_from_args(args)
-    return compile_model(model, cfg, batch=args.batch)
+    return compile_model(load_model(args.model), config_from_args(args), batch=args.batch)
 
 
 def cmd_compile(args):

