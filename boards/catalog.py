@@ -106,6 +106,7 @@ BOARDS = {
                    prog_depth=256, act_align=8, patterns=1),
         clock_mhz=24.0, osc_mhz=12.0,
         platform_path="amaranth_boards.icebreaker:ICEBreakerPlatform",
+        baud=3_000_000,             # 8 cycles per bit at 24 MHz, exact; the FT2232H makes it too
         # -device u: ABC maps for the UP5K's delays, not the HX's (the default): 32.1/33.3/32.3
         # MHz for seeds 1-3 instead of 30.7/32.1/29.1 (docs/benchmarks.md).
         synth_opts="-dsp -device u",

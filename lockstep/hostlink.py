@@ -22,6 +22,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from rtl.hostlink_protocol import (
+    BITS_PER_BYTE,
     DEFAULT_BAUD,
     MAX_WORDS,
     RESPONSE_HEADER_BYTES,
@@ -29,7 +30,9 @@ from rtl.hostlink_protocol import (
     Cmd,
     FrameError,
     Status,
+    decode_request,
     decode_response,
+    encode_response,
     parse_ping,
     ping_request,
     read_request,
@@ -49,8 +52,9 @@ from rtl.hostmap import (
 )
 from rtl.isa import Error
 
-__all__ = ["LinkError", "Transport", "AsyncTransport", "SerialTransport", "LinkProtocol",
-           "HostLinkClient", "AsyncHostLinkClient", "RunStatus", "DEFAULT_BAUD"]
+__all__ = ["LinkError", "Transport", "AsyncTransport", "SerialTransport", "TrafficCounter",
+           "LinkTraffic", "link_traffic", "LinkProtocol", "HostLinkClient",
+           "AsyncHostLinkClient", "RunStatus", "DEFAULT_BAUD"]
 
 # Merge two runs of words into one frame when at most this many unused addresses lie between
 # them (they are written as 0, which the core ignores, or read and dropped): a frame costs
@@ -148,6 +152,62 @@ class SerialTransport(Transport):
         self._serial.close()
 
 
+@dataclass(frozen=True)
+class LinkTraffic:
+    """What a sequence of requests puts on the serial line: frames, and bytes each way."""
+    frames: int
+    bytes_sent: int
+    bytes_received: int
+
+    @property
+    def bits(self):
+        return (self.bytes_sent + self.bytes_received) * BITS_PER_BYTE
+
+    def wire_seconds(self, baud):
+        """Time on the line at ``baud``, 8N1, back to back: a lower bound, since the board
+        takes a few clock cycles to answer each frame (docs/host-protocol.md, "Timing")."""
+        return self.bits / baud
+
+
+class TrafficCounter(Transport):
+    """An ideal board that accepts every request (READs answer zeros) and counts the traffic:
+    with :class:`HostLinkClient` it tells what an operation costs on the line, exactly, without
+    a board (``lockstep.hostlink`` frames the same requests for a real one)."""
+
+    name = "the traffic counter"
+
+    def __init__(self, addr_bits):
+        self.addr_bits = addr_bits
+        self.frames = self.bytes_sent = self.bytes_received = 0
+        self._pending = b""
+
+    def write(self, data):
+        request = decode_request(data, self.addr_bits)
+        words = [0] * request.length if request.cmd == Cmd.READ else []
+        if request.cmd == Cmd.PING:
+            raise LinkError("the traffic counter does not answer PING")
+        self._pending = encode_response(Status.OK, words)
+        self.frames += 1
+        self.bytes_sent += len(data)
+        self.bytes_received += len(self._pending)
+
+    def read(self, n, timeout=None):
+        data, self._pending = self._pending[:n], self._pending[n:]
+        return data
+
+    @property
+    def traffic(self):
+        return LinkTraffic(self.frames, self.bytes_sent, self.bytes_received)
+
+
+def link_traffic(cfg, operation, *args):
+    """The :class:`LinkTraffic` of ``HostLinkClient.<operation>(*args)`` for a core of
+    configuration ``cfg``, e.g. ``link_traffic(cfg, "load_state", state)``."""
+    counter = TrafficCounter(HostMap(cfg).addr_bits)
+    getattr(HostLinkClient(counter, cfg), operation)(*args)
+    return counter.traffic
+
+
 # -- the protocol, sans IO ---------------------------------------------------------------------
 
 @dataclass(frozen=True)
@@ -182,17 +242,21 @@ def _describe(cmd, addr, count):
     return f"{cmd.name} of {count} word{'s' * (count != 1)} at {addr:#x}"
 
 
-def _spans(items, gap=MERGE_GAP_WORDS, limit=MAX_WORDS):
+def _spans(items, fill, gap=MERGE_GAP_WORDS, limit=MAX_WORDS):
     """Group (address, word) pairs, addresses increasing, into (first address, words) runs of at
-    most ``limit`` words, filling gaps of at most ``gap`` addresses with zeros."""
+    most ``limit`` words, bridging holes of at most ``gap`` addresses with ``fill(address)``
+    where it gives a word (None: that hole cannot be bridged)."""
     spans = []
     for addr, word in items:
         if spans:
             start, words = spans[-1]
-            hole = addr - (start + len(words))
+            end = start + len(words)
+            hole = addr - end
             if 0 <= hole <= gap and len(words) + hole + 1 <= limit:
-                words.extend([0] * hole + [word])
-                continue
+                filler = [fill(a) for a in range(end, addr)]
+                if None not in filler:
+                    words.extend([*filler, word])
+                    continue
         spans.append((addr, [word]))
     return spans
 
@@ -283,17 +347,23 @@ class LinkProtocol:
                                             addr + start, count, expect_words=count)
         return out
 
-    def write_scattered(self, items):
+    def write_scattered(self, items, known=None):
         """Write (address, word) pairs, addresses increasing, in as few frames as sensible.
-        Gaps of up to MERGE_GAP_WORDS are filled with zeros: use this only where the addresses
-        in between are unused (as between the rows of an SRAM region)."""
-        for addr, words in _spans(items, limit=self.max_words):
+        Holes of up to MERGE_GAP_WORDS addresses are written too where that changes nothing:
+        addresses that map to nothing (written 0), and those whose word ``known`` (a dict of
+        address to word, what the core holds) gives."""
+        known = {} if known is None else known
+
+        def fill(addr):
+            return known.get(addr, None if self.map.mapped(addr) else 0)
+        for addr, words in _spans(items, fill, limit=self.max_words):
             yield from self.write_words(addr, words)
 
     def read_scattered(self, addrs):
-        """Read the words at ``addrs`` (increasing); returns them in order."""
+        """Read the words at ``addrs`` (any order); returns them in that order."""
         got = {}
-        for addr, words in _spans([(a, 0) for a in addrs], limit=self.max_words):
+        for addr, words in _spans([(a, 0) for a in sorted(set(addrs))], lambda a: 0,
+                                  limit=self.max_words):
             for i, word in enumerate((yield from self.read_words(addr, len(words)))):
                 got[addr + i] = word
         return [got[a] for a in addrs]
@@ -317,23 +387,25 @@ class LinkProtocol:
 
     # -- SRAM images ---------------------------------------------------------------------------
 
-    def _image_items(self, state, previous=None, names=None):
-        items = []
+    def _image_words(self, state):
+        """{host address: word} of every SRAM image of ``state``."""
+        words = {}
         for name, region in SRAM_FIELDS:
-            if names is not None and name not in names:
-                continue
             for row in range(self.map.depth(region)):
-                new = row_words(self.map, state, name, row)
-                old = None if previous is None else row_words(self.map, previous, name, row)
-                for word, value in enumerate(new):
-                    if old is None or old[word] != value:
-                        items.append((self.map.addr(region, row, word), value))
-        return items
+                for word, value in enumerate(row_words(self.map, state, name, row)):
+                    words[self.map.addr(region, row, word)] = value
+        return words
 
     def load_state(self, state, previous=None):
         """Write every SRAM image of ``state`` (a sim.model.CoreState). With ``previous``, the
         state the core is known to hold, only the words that differ are written."""
-        yield from self.write_scattered(self._image_items(state, previous))
+        new = self._image_words(state)
+        if previous is None:
+            items, known = sorted(new.items()), None
+        else:
+            old = self._image_words(previous)
+            items, known = sorted((a, w) for a, w in new.items() if old[a] != w), old
+        yield from self.write_scattered(items, known)
 
     def read_region(self, name):
         """SRAM image ``name`` (see rtl.hostmap.SRAM_FIELDS) as a list of rows of words."""
@@ -432,8 +504,8 @@ class HostLinkClient:
     def read_words(self, addr, n):
         return self._drive(self.protocol.read_words(addr, n))
 
-    def write_scattered(self, items):
-        return self._drive(self.protocol.write_scattered(items))
+    def write_scattered(self, items, known=None):
+        return self._drive(self.protocol.write_scattered(items, known))
 
     def read_scattered(self, addrs):
         return self._drive(self.protocol.read_scattered(addrs))

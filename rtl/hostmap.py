@@ -3,9 +3,14 @@
 Pure Python, imported by the gateware (rtl/hostport.py) and by every host-side driver (cocotb
 benches, runtime, board link), so the two sides cannot disagree.
 
-A host address is ``region << (row_bits + word_bits) | row << word_bits | word``. Every access is
-one 32-bit word. SRAM rows wider than 32 bits are split into words, least significant first;
-the last word of a row that is not a multiple of 32 bits is zero-extended on read.
+A host address is ``region << (word_bits + row_bits) | word << row_bits | row``: word-major, so
+word ``w`` of every row of a region is one run of consecutive addresses, and a whole region is
+``words_per_row`` runs of ``depth`` words. The host link moves a run in frames of 64 words
+whatever the row width (a row-major map would leave holes between narrow rows, and cost a frame
+per row). Every access is one 32-bit word. SRAM rows wider than 32 bits are split into words,
+least significant first; the last word of a row that is not a multiple of 32 bits is
+zero-extended on read. The registers are the rows of Region.CTRL (one word each), so they too
+are consecutive addresses.
 """
 
 from dataclasses import dataclass
@@ -17,11 +22,11 @@ __all__ = ["Region", "Reg", "HostMap", "STATUS_BUSY", "STATUS_DONE", "STATUS_ERR
 REGION_BITS = 3
 DATA_BITS = 32
 MAGIC = 0x4C4B5350   # "LKSP"
-VERSION = 2   # 2: the byte-addressed activation SRAM, patterns, FILL and POOL
+VERSION = 3   # 3: the word-major address map
 
 
 class Region(IntEnum):
-    CTRL = 0     # control and status registers (row 0, word = register number)
+    CTRL = 0     # control and status registers (row = register number, word 0)
     PROG = 1     # program: 2 words per instruction (low word first)
     ACT = 2      # activations: act_row_bytes bytes per row, 4 per word (byte 0 in bits 7:0)
     WGT = 3      # weights: C int8 lanes per row, 4 lanes per word
@@ -76,7 +81,7 @@ class HostMap:
     def words_per_row(self, region):
         c = self.cfg
         return {
-            Region.CTRL: len(Reg),
+            Region.CTRL: 1,
             Region.PROG: 2,
             Region.ACT: c.act_row_bytes // 4,
             Region.WGT: -(-c.cols // 4),
@@ -87,7 +92,7 @@ class HostMap:
     def depth(self, region):
         c = self.cfg
         return {
-            Region.CTRL: 1,
+            Region.CTRL: len(Reg),
             Region.PROG: c.prog_depth,
             Region.ACT: c.act_depth,
             Region.WGT: c.wgt_depth,
@@ -114,10 +119,22 @@ class HostMap:
         if not 0 <= word < self.words_per_row(region):
             raise IndexError(f"{region.name} word {word} outside "
                              f"0..{self.words_per_row(region) - 1}")
-        return (region << (self.row_bits + self.word_bits)) | (row << self.word_bits) | word
+        return (region << (self.word_bits + self.row_bits)) | (word << self.row_bits) | row
+
+    def decode(self, addr):
+        """(region number, row, word) of host address ``addr``, whether or not it is mapped."""
+        row = addr & ((1 << self.row_bits) - 1)
+        word = addr >> self.row_bits & ((1 << self.word_bits) - 1)
+        return addr >> (self.row_bits + self.word_bits), row, word
+
+    def mapped(self, addr):
+        """Whether ``addr`` names a register or an SRAM word (others read 0, writes are lost)."""
+        region, row, word = self.decode(addr)
+        return (region in iter(Region) and row < self.depth(region)
+                and word < self.words_per_row(region))
 
     def reg(self, reg):
-        return self.addr(Region.CTRL, 0, Reg(reg))
+        return self.addr(Region.CTRL, Reg(reg), 0)
 
     def register_values(self):
         """Constant registers: what the core reports about itself."""

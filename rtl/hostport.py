@@ -103,9 +103,9 @@ class HostPort(wiring.Component):
         # over the chip. Reads, writes and START keep their order: the whole port is a cycle
         # late, as if the bus had one more register.
         host = self.host
-        word = host.addr[:hmap.word_bits]
-        row = host.addr[hmap.word_bits:hmap.word_bits + hmap.row_bits]
-        region = host.addr[hmap.word_bits + hmap.row_bits:]
+        row = host.addr[:hmap.row_bits]
+        word = host.addr[hmap.row_bits:hmap.row_bits + hmap.word_bits]
+        region = host.addr[hmap.row_bits + hmap.word_bits:]
         assert len(region) == REGION_BITS
         decode_stage = max(0, cfg.host_read_latency - 3)     # 1 with a latency of 4
 
@@ -130,8 +130,8 @@ class HostPort(wiring.Component):
         # The start is registered: the host port's decode and the sequencer's clearing of its
         # registers each get a cycle (so the core is busy from the second cycle after the CTRL
         # write, docs/isa.md; a cycle later with the decode stage).
-        m.d.sync += self.start.eq(staged(host.w_en & (region == Region.CTRL) & (row == 0)
-                                         & (word == Reg.CTRL) & host.w_data[0], "start"))
+        m.d.sync += self.start.eq(staged(host.w_en & (region == Region.CTRL) & (word == 0)
+                                         & (row == Reg.CTRL) & host.w_data[0], "start"))
 
         m.d.comb += [
             self.act_w_en.eq(write_enables(Region.ACT, 1, cfg.act_row_bytes // 4)),
@@ -183,7 +183,7 @@ class HostPort(wiring.Component):
             Reg.MAC_CYCLES: self.mac_cycles, Reg.INSTRET: self.instret, Reg.ERR_PC: self.err_pc,
         }
         registers.update(hmap.register_values())
-        with m.Switch(h_word):
+        with m.Switch(h_row):       # a register is a row of Region.CTRL
             for reg, value in registers.items():
                 with m.Case(reg):
                     m.d.sync += r_reg.eq(value)

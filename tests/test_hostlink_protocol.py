@@ -84,8 +84,11 @@ def test_worked_example_of_the_docs():
     # the lanes 1, 2, 3, 4, -1, -2, -3, -4; then read back.
     cfg = CoreConfig()
     hmap = HostMap(cfg)
+    # Word 0 (lanes 0-3) of activation rows 0 and 1: consecutive addresses.
     addr = hmap.addr(Region.ACT, 0, 0)
-    words = hmap.row_to_words(Region.ACT, [1, 2, 3, 4, -1, -2, -3, -4])
+    assert hmap.addr(Region.ACT, 1, 0) == addr + 1
+    words = [hmap.row_to_words(Region.ACT, lanes + [0] * 4)[0]
+             for lanes in ([1, 2, 3, 4], [-1, -2, -3, -4])]
     assert (addr, words) == (0x10000, [0x04030201, 0xFCFDFEFF])
     frame = write_request(addr, words)
     assert frame.hex(" ") == "a5 02 02 00 00 01 00 01 02 03 04 ff fe fd fc 03 22"

@@ -201,10 +201,11 @@ async def host_port(dut):
     for region in (Region.ACT, Region.ACC):
         depth = tb.map.depth(region)
         if depth < 1 << tb.map.row_bits:
-            stray.append((region << (tb.map.row_bits + tb.map.word_bits))
-                          | (depth << tb.map.word_bits))
+            stray.append(tb.map.addr(region, depth - 1, 0) + 1)
     if tb.map.words_per_row(Region.ACT) < 1 << tb.map.word_bits:
-        stray.append(tb.map.addr(Region.ACT, 0, 0) + tb.map.words_per_row(Region.ACT))
+        stray.append(tb.map.addr(Region.ACT, 0, 0)
+                     + (tb.map.words_per_row(Region.ACT) << tb.map.row_bits))
+    assert not any(tb.map.mapped(addr) for addr in stray)
     for addr in stray:
         assert (await tb.transact([("r", addr)]))[0] == 0, f"address {addr:#x} should read 0"
     # A write there changes nothing anywhere.

@@ -6,10 +6,13 @@ and samples ``tx`` bit by bit, so every frame here is built, sent, received and 
 same code that talks to a board.
 
 Environment: LOCKSTEP_CONFIG (JSON of a CoreConfig), LOCKSTEP_SEED, LOCKSTEP_DIVISOR (clock
-cycles per bit), LOCKSTEP_TIMEOUT_BITS (the link's mid-frame timeout), LOCKSTEP_PROGRAMS.
+cycles per bit), LOCKSTEP_TIMEOUT_BITS (the link's mid-frame timeout), LOCKSTEP_PROGRAMS, and
+LOCKSTEP_STARTUP_CYCLES for a design without a reset port (a board's netlist: the cycles to
+wait before the first frame).
 """
 
 import collections
+import json
 import os
 
 import cocotb
@@ -24,6 +27,7 @@ from cocotb.triggers import (
     Timer,
     with_timeout,
 )
+from cocotb.utils import get_sim_time
 
 from lockstep.hostlink import AsyncHostLinkClient, AsyncTransport, LinkError
 from rtl.hostlink_protocol import (
@@ -123,15 +127,21 @@ class Bench:
         self.seed = seed_from_env()
         self.divisor = int(os.environ["LOCKSTEP_DIVISOR"])
         self.timeout_bits = int(os.environ["LOCKSTEP_TIMEOUT_BITS"])
+        self.startup_cycles = int(os.environ.get("LOCKSTEP_STARTUP_CYCLES", "0"))
 
     async def reset(self):
         dut = self.dut
         # The clock runs in the simulator's C++ side: Python only wakes for the bench's events.
         Clock(dut.clk, CLOCK_NS, unit="ns", impl="gpi").start()
         dut.rx.value = 1
-        dut.rst.value = 1
-        await ClockCycles(dut.clk, 2)
-        dut.rst.value = 0
+        if self.startup_cycles:
+            # A board's netlist (sim/netlist.py) has no reset port: it holds itself in reset
+            # until its PLL has locked and its power-on delay has passed.
+            await ClockCycles(dut.clk, self.startup_cycles)
+        else:
+            dut.rst.value = 1
+            await ClockCycles(dut.clk, 2)
+            dut.rst.value = 0
         await RisingEdge(dut.clk)
         # The board answers a truncated frame after timeout_bits of silence: wait a bit more.
         self.link = SimUartTransport(
@@ -181,15 +191,13 @@ async def ping_and_regions(dut):
     await tb.client.load_state(state)
     await tb.check_srams(state, "full write and read-back")
 
-    # A span of several frames over the ACC region, across its rows: the addresses between
-    # rows (word >= words_per_row) hold nothing, ignore writes and read 0.
-    base = tb.map.addr(Region.ACC, 0, 0)
+    # A span of several frames over the ACC region, across its rows and past its last one:
+    # the addresses past a region's depth hold nothing, ignore writes and read 0.
     count = MAX_WORDS + 5
+    base = tb.map.addr(Region.ACC, max(0, tb.map.depth(Region.ACC) - count + 3), 0)
     words = [int(w) for w in rng.integers(0, 1 << 32, size=count, dtype=np.uint64)]
     await tb.client.write_words(base, words)
-    per_row = tb.map.words_per_row(Region.ACC)
-    want = [w if (base + i) % (1 << tb.map.word_bits) < per_row else 0
-            for i, w in enumerate(words)]
+    want = [w if tb.map.mapped(base + i) else 0 for i, w in enumerate(words)]
     assert await tb.client.read_words(base, count) == want
     dut._log.info(f"ping, registers and {sum(1 for _ in SRAM_FIELDS)} regions read back "
                   f"(seed {tb.seed}); {tb.link.bytes_sent} bytes sent")
@@ -260,7 +268,9 @@ async def bad_frames(dut):
     act0 = hmap.addr(Region.ACT, 0, 0)
     acc1 = hmap.addr(Region.ACC, 1, 0)
     cols = tb.cfg.cols
-    fresh = [int(w) ^ 0x5A5A_5A5A for w in row_words(hmap, state, "acc", 1)]
+    # Word 0 of ACC rows 1..cols: consecutive addresses in the word-major map.
+    acc_span = [row_words(hmap, state, "acc", 1 + i)[0] for i in range(cols)]
+    fresh = [int(w) ^ 0x5A5A_5A5A for w in acc_span]
     good_write = write_request(acc1, fresh)
     start_frame = write_request(hmap.reg(Reg.CTRL), [1])
 
@@ -300,7 +310,7 @@ async def bad_frames(dut):
     ]
     # What the bad frames aim at, as load_state wrote it.
     targets = [act0, *range(acc1, acc1 + cols)]
-    want = [row_words(hmap, state, "act", 0)[0], *row_words(hmap, state, "acc", 1)]
+    want = [row_words(hmap, state, "act", 0)[0], *acc_span]
     for name, frame, partial, status in cases:
         response = await tb.raw(frame, partial)
         assert (response.status, response.words) == (status, ()), \
@@ -340,35 +350,89 @@ async def bad_frames(dut):
                   f"{tb.link.bytes_sent} bytes sent")
 
 
+def _network(rng, dims):
+    """A random dense network with layer widths ``dims`` (input first), ReLU between layers."""
+    from lockstep.qmodel import Dense, QModel, QParams
+
+    layers = []
+    for i, (k, n) in enumerate(zip(dims[:-1], dims[1:], strict=True)):
+        last = i == len(dims) - 2
+        layers.append(Dense(rng.integers(-127, 128, (k, n)), rng.integers(-500, 500, n),
+                            rng.uniform(0.001, 0.003, n), QParams(0.1, 0) if last
+                            else QParams(0.05, -128), "none" if last else "relu", name=f"fc{i}"))
+    return QModel((dims[0],), QParams(1 / 255, -128), layers)
+
+
 @cocotb.test()
 async def compiled_network(dut):
     """A network compiled by lockstep.compiler, loaded, run and read back through the link as
     the board backend does it: outputs bit-exact with the golden model and the numpy reference,
-    cycles equal to the compiler's prediction."""
+    cycles equal to the compiler's prediction. Each phase is timed in clock cycles: the model's
+    first upload, each inference (changed words, START, polls, counters) and the readback of
+    the activation and accumulator SRAMs; none takes less than its bytes on the line
+    (lockstep.hostlink.TrafficCounter). LOCKSTEP_NETWORK gives the layer widths (default 8,4,4),
+    LOCKSTEP_LINK_REPORT a file for the figures (JSON)."""
     from lockstep.compiler import compile_model
-    from lockstep.qmodel import Dense, QModel, QParams
+    from lockstep.hostlink import link_traffic
 
     tb = Bench(dut)
     await tb.reset()
     rng = tb.rng("compiled_network")
-    model = QModel((8,), QParams(1 / 255, -128), [
-        Dense(rng.integers(-127, 128, (8, 4)), rng.integers(-500, 500, 4),
-              rng.uniform(0.001, 0.003, 4), QParams(0.05, -128), "relu", name="fc0"),
-        Dense(rng.integers(-127, 128, (4, 4)), rng.integers(-500, 500, 4),
-              rng.uniform(0.001, 0.003, 4), QParams(0.1, 0), name="fc1"),
-    ])
-    compiled = compile_model(model, tb.cfg, batch=2)
+    dims = [int(d) for d in os.environ.get("LOCKSTEP_NETWORK", "8,4,4").split(",")]
+    model = _network(rng, dims)
+    compiled = compile_model(model, tb.cfg, batch=1)
+    client = tb.client
+
+    def now():
+        return round(get_sim_time(unit="ns") / CLOCK_NS)
+
+    def traffic(operation, *args):
+        return link_traffic(tb.cfg, operation, *args)
+
+    phases = {}
+
+    async def timed(name, wire, operation, *args):
+        begin = now()
+        result = await getattr(client, operation)(*args)
+        cycles = now() - begin
+        wire_cycles = wire.bits * tb.divisor
+        # The bench takes a response's last byte at the middle of its stop bit.
+        least = wire_cycles - wire.frames * (tb.divisor // 2)
+        assert cycles >= least, f"{name}: {cycles} cycles, less than the line's {least}"
+        phases.setdefault(name, []).append(dict(
+            cycles=cycles, wire_cycles=wire_cycles, frames=wire.frames,
+            bytes_sent=wire.bytes_sent, bytes_received=wire.bytes_received))
+        return result
+
     previous = None
     for i in range(2):
-        x = rng.integers(-128, 128, (2, 8)).astype(np.int8)
+        x = rng.integers(-128, 128, (1, dims[0])).astype(np.int8)
         state = compiled.with_input(x)
         expected = state.copy()
         golden = run(expected)
-        got = await tb.client.run(state, previous=previous)
-        out = compiled.read_output(got.act)
+        name = "upload" if previous is None else "input"
+        await timed(name, traffic("load_state", state, previous), "load_state", state, previous)
+        begin = now()
+        await client.start()
+        await client.wait()
+        counters = await client.read_words(tb.map.reg(Reg.CYCLES), 4)
+        phases.setdefault("start, wait, counters", []).append(dict(cycles=now() - begin))
+        got = {}
+        for sram in ("act", "acc"):
+            got[sram] = await timed("readback", traffic("read_sram", sram), "read_sram", sram)
+        out = compiled.read_output(got["act"])
         what = f"[seed {tb.seed}, inference {i}]"
         assert np.array_equal(out, compiled.read_output(expected.act)), what
         assert np.array_equal(out, model.reference(x)), what
-        assert got.cycles == golden.cycles == compiled.predicted_cycles, what
+        assert np.array_equal(got["acc"], expected.acc), what
+        assert counters[0] == golden.cycles == compiled.predicted_cycles, what
         previous = expected
-    dut._log.info(f"compiled network ({compiled.predicted_cycles} cycles) matched over the link")
+    dut._log.info(f"compiled network {dims} ({compiled.predicted_cycles} cycles) matched over "
+                  f"the link, {tb.divisor} clock cycles per bit: "
+                  + "; ".join(f"{k} {[p['cycles'] for p in v]} cycles" for k, v in phases.items()))
+    report = os.environ.get("LOCKSTEP_LINK_REPORT")
+    if report:
+        with open(report, "w") as f:
+            json.dump(dict(config=tb.cfg.to_dict(), divisor=tb.divisor, network=dims,
+                           predicted_cycles=compiled.predicted_cycles, phases=phases), f,
+                      indent=1)
