@@ -38,12 +38,15 @@ from pathlib import Path
 from .catalog import UnknownBoard, get_board
 from .pll import PllError, pll_settings
 
-__all__ = ["BuildError", "BuildReport", "build", "find_tools", "parse_report",
+__all__ = ["BuildError", "BuildReport", "build", "synthesize", "find_tools", "parse_report",
            "RESOURCE_KINDS", "TOOLS_CHOICES"]
 
 TOOLS_CHOICES = ("auto", "yowasp", "system")
 NAME = "lockstep"
 REPORT = "report.json"
+NETLIST = f"{NAME}_netlist.v"
+#: Written right after synthesis: the netlist the bitstream is made from (sim/netlist.py).
+WRITE_NETLIST = f"write_verilog -noattr {NETLIST}"
 
 #: Run on the design as read, before synthesis: a read of the row that the memory's write port
 #: writes in the same cycle may return anything (``COLLISION_X_MASK``; every memory of the
@@ -172,6 +175,7 @@ class BuildReport:
     clock_mhz: float | None = None   # the core clock the bitstream runs at (the PLL's output)
     oscillator_mhz: float | None = None
     peak_gmacs: float | None = None  # MACs per second at clock_mhz, in billions
+    netlist: str | None = None       # Yosys' netlist of the synthesis (sim/netlist.py)
 
     def resource(self, kind):
         """``{"used", "available", "name"}`` of a resource kind (RESOURCE_KINDS), or None."""
@@ -271,14 +275,9 @@ def _phase(build_dir):
     return "starting"
 
 
-def build(board_name, build_dir=None, tools="auto", seed=1, progress=sys.stderr,
-          interval=10.0, core=None, clock_mhz=None):
-    """Build ``board_name``'s bitstream; a :class:`BuildReport` (also when timing failed).
-
-    ``core`` (a CoreConfig) replaces the board's own core, e.g. for an array-size sweep;
-    ``clock_mhz`` the board's core clock (a PLL makes it from the oscillator).
-    BuildError for an unknown board (boards.catalog.UnknownBoard), a missing tool, or a build
-    that ends without a nextpnr report (synthesis error, design does not fit or route)."""
+def _prepare(board_name, tools, core, clock_mhz, build_dir):
+    """The board (with ``core`` and ``clock_mhz`` applied), its PLL settings or None, the
+    build script's environment and the absolute build folder; BuildError as :func:`build`."""
     try:
         board = get_board(board_name)
     except UnknownBoard as exc:
@@ -300,10 +299,56 @@ def build(board_name, build_dir=None, tools="auto", seed=1, progress=sys.stderr,
     build_dir = Path(build_dir if build_dir is not None else Path("build") / "boards" / board.name)
     build_dir = build_dir.absolute()
     build_dir.mkdir(parents=True, exist_ok=True)
+    return board, pll, env_vars, build_dir
+
+
+def _overrides(board, seed):
+    """Amaranth's build overrides: the board's synthesis and nextpnr options, and the netlist
+    written right after synthesis."""
+    nextpnr_opts = f"--report {REPORT} --seed {int(seed)} {board.pnr_opts}".strip()
+    return {"synth_opts": board.synth_opts, "nextpnr_opts": nextpnr_opts,
+            "script_after_read": YOSYS_AFTER_READ, "script_after_synth": WRITE_NETLIST}
+
+
+def synthesize(board_name, build_dir=None, tools="auto", progress=sys.stderr, interval=10.0,
+               core=None, clock_mhz=None):
+    """Run only the synthesis step of :func:`build` (the same Yosys script); returns the path of
+    the netlist it writes (``lockstep_netlist.v``), for sim/netlist.py. BuildError as build."""
+    board, pll, env_vars, build_dir = _prepare(board_name, tools, core, clock_mhz, build_dir)
+    netlist = build_dir / NETLIST
+    netlist.unlink(missing_ok=True)
+    start = time.monotonic()
+
+    def say(text):
+        if progress is not None:
+            print(text, file=progress, flush=True)
+
+    say(f"synthesising {board.name} ({board.part}, {board.core.rows}x{board.core.cols} core) "
+        f"in {build_dir}")
+    returncode = _run_script(board, pll, build_dir, env_vars, _overrides(board, 1), say, start,
+                             interval, synthesis_only=True)
+    if returncode or not netlist.exists():
+        raise BuildError(f"{board.name} synthesis failed (status {returncode}): "
+                         f"{_last_error(build_dir, build_dir / 'build.log')} "
+                         f"(logs in {build_dir})")
+    return netlist
+
+
+def build(board_name, build_dir=None, tools="auto", seed=1, progress=sys.stderr,
+          interval=10.0, core=None, clock_mhz=None):
+    """Build ``board_name``'s bitstream; a :class:`BuildReport` (also when timing failed).
+
+    ``core`` (a CoreConfig) replaces the board's own core, e.g. for an array-size sweep;
+    ``clock_mhz`` the board's core clock (a PLL makes it from the oscillator).
+    The build folder also gets the netlist of the synthesis (``lockstep_netlist.v``).
+    BuildError for an unknown board (boards.catalog.UnknownBoard), a missing tool, or a build
+    that ends without a nextpnr report (synthesis error, design does not fit or route)."""
+    board, pll, env_vars, build_dir = _prepare(board_name, tools, core, clock_mhz, build_dir)
     report_path = build_dir / REPORT
     suffix = ".bin" if family_of(board) == "ice40" else ".bit"
     bitstream = build_dir / f"{NAME}{suffix}"
-    for stale in (report_path, bitstream, build_dir / f"{NAME}.tim", build_dir / f"{NAME}.rpt"):
+    for stale in (report_path, bitstream, build_dir / f"{NAME}.tim", build_dir / f"{NAME}.rpt",
+                  build_dir / NETLIST):
         stale.unlink(missing_ok=True)
 
     def say(text):
@@ -311,14 +356,12 @@ def build(board_name, build_dir=None, tools="auto", seed=1, progress=sys.stderr,
             print(text, file=progress, flush=True)
 
     start = time.monotonic()
-    used = "yowasp" if "yowasp" in Path(env_tools["YOSYS"]).name else "system"
+    used = "yowasp" if "yowasp" in Path(env_vars["YOSYS"]).name else "system"
     clock = (f"{board.clock_mhz:g} MHz from a PLL" if pll else f"{board.clock_mhz:g} MHz")
     say(f"building {board.name} ({board.part}, {board.core.rows}x{board.core.cols} core, "
         f"{clock}, {board.baud} baud) with {used} tools in {build_dir}")
     log_path = build_dir / "build.log"
-    nextpnr_opts = f"--report {REPORT} --seed {int(seed)} {board.pnr_opts}".strip()
-    overrides = {"synth_opts": board.synth_opts, "nextpnr_opts": nextpnr_opts,
-                 "script_after_read": YOSYS_AFTER_READ}
+    overrides = _overrides(board, seed)
     synthesis = "default"
     returncode = _run_script(board, pll, build_dir, env_vars, overrides, say,
                              start, interval)
@@ -328,7 +371,9 @@ def build(board_name, build_dir=None, tools="auto", seed=1, progress=sys.stderr,
             "building again with plain ABC for that step")
         synthesis = "abc fallback"
         overrides = {**overrides, **ECP5_ABC_FALLBACK,
-                     "synth_opts": f"{board.synth_opts} {ECP5_ABC_FALLBACK['synth_opts']}"}
+                     "synth_opts": f"{board.synth_opts} {ECP5_ABC_FALLBACK['synth_opts']}",
+                     "script_after_synth": "\n".join(
+                         [ECP5_ABC_FALLBACK["script_after_synth"], WRITE_NETLIST])}
         returncode = _run_script(board, pll, build_dir, env_vars, overrides, say,
                                  start, interval)
     elapsed = time.monotonic() - start
@@ -344,7 +389,9 @@ def build(board_name, build_dir=None, tools="auto", seed=1, progress=sys.stderr,
     report = parse_report(data, board, bitstream=str(bitstream) if bitstream.exists() else None,
                           seed=seed, tools=used, elapsed_s=round(elapsed, 1),
                           build_dir=str(build_dir))
-    return replace(report, synthesis=synthesis)
+    netlist = build_dir / NETLIST
+    return replace(report, synthesis=synthesis,
+                   netlist=str(netlist) if netlist.exists() else None)
 
 
 def _abc9_failed(rpt):
@@ -356,10 +403,11 @@ def _abc9_failed(rpt):
     return step >= 0 and "ERROR: Assert" in text[step:]
 
 
-def _run_script(board, pll, build_dir, env_vars, overrides, say, start, interval):
+def _run_script(board, pll, build_dir, env_vars, overrides, say, start, interval,
+                synthesis_only=False):
     """Write the build files with Amaranth's ``overrides`` (on a new platform object: one
-    prepares only once) and run the build script with the tools of ``env_vars``; returns its
-    exit status."""
+    prepares only once) and run the build script with the tools of ``env_vars`` (only its
+    Yosys line with ``synthesis_only``); returns its exit status."""
     from .top import BoardTop
     try:
         platform = board.platform()
@@ -370,9 +418,16 @@ def _run_script(board, pll, build_dir, env_vars, overrides, say, start, interval
         plan.extract(str(build_dir))
     say(f"[{time.monotonic() - start:5.0f} s] elaborated; running the build script")
 
+    script = f"build_{NAME}.sh"
+    if synthesis_only:
+        # The generated script's lines up to and including its Yosys run, nothing after.
+        lines = (build_dir / script).read_text().splitlines()
+        yosys = next(i for i, line in enumerate(lines) if line.startswith('"$YOSYS"'))
+        script = f"synth_{NAME}.sh"
+        (build_dir / script).write_text("\n".join(lines[:yosys + 1]) + "\n")
     log_path = build_dir / "build.log"
     with open(log_path, "w") as log:
-        proc = subprocess.Popen(["sh", f"build_{NAME}.sh"], cwd=build_dir,
+        proc = subprocess.Popen(["sh", script], cwd=build_dir,
                                 env={**os.environ, **env_vars},
                                 stdout=log, stderr=subprocess.STDOUT)
         stop = threading.Event()

@@ -14,8 +14,9 @@ build constrains the PLL's output, so a bitstream that misses the clock fails to
   multiplier in logic (``vec_mult_cycles`` = 32: a VEC row takes 2 x 32 cycles), whole-row
   activation windows (``act_align`` = 8) and one pattern register, no window unit. Its weight
   SRAM is one of the four SB_SPRAM256KA (16,384 rows of 2 bytes: rtl/wgtmem.py); the other
-  SRAMs are block RAM. Arrays with inferred multipliers must keep one row: ``synth_ice40
-  -dsp`` (Yosys 0.70) packs a multi-row array's generic multipliers into a wrong netlist.
+  SRAMs are block RAM. It is synthesised without ``synth_ice40 -dsp``: that option's DSP
+  packing (Yosys 0.70) rewrites hand-instantiated SB_MAC16s into a 16 x 16 multiplier, and
+  packs a multi-row array's generic multipliers wrongly (docs/benchmarks.md).
 * ULX3S 85F (LFE5U-85F, 25 MHz): a 12x12 array (144 MULT18X18D, the operands in their input
   registers), 6 vector lanes and a 6-lane window unit (POOL) whose multipliers are built from
   logic (the array takes the DSPs; 12 lanes of each do not fit the part's logic), and the
@@ -107,9 +108,10 @@ BOARDS = {
         clock_mhz=24.0, osc_mhz=12.0,
         platform_path="amaranth_boards.icebreaker:ICEBreakerPlatform",
         baud=3_000_000,             # 8 cycles per bit at 24 MHz, exact; the FT2232H makes it too
-        # -device u: ABC maps for the UP5K's delays, not the HX's (the default): 32.1/33.3/32.3
-        # MHz for seeds 1-3 instead of 30.7/32.1/29.1 (docs/benchmarks.md).
-        synth_opts="-dsp -device u",
+        # -device u: ABC maps for the UP5K's delays, not the HX's (the default). No -dsp: its
+        # ice40_dsp pass rewrites the array's own SB_MAC16s, which the netlist simulation
+        # caught (tests/test_netlist.py); the core infers no multiplier of its own.
+        synth_opts="-device u",
         programmers=(("iceprog",), ("openFPGALoader", "-b", "icebreaker")),
         leds=(("led_g", 0), ("led_r", 0))),
     "ulx3s-85f": Board(

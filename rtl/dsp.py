@@ -2,7 +2,8 @@
 
 * iCE40 SB_MAC16 in 8x8 mode, two products per block, both registered inside it (Yosys does
   not pack two products into one SB_MAC16, and ``synth_ice40 -dsp`` packs a multi-row array's
-  generic multipliers into a wrong netlist: docs/benchmarks.md).
+  generic multipliers into a wrong netlist: docs/benchmarks.md). Synthesise these without
+  ``-dsp``: its ice40_dsp pass rewrites an instantiated SB_MAC16 as a 16 x 16 multiplier.
 * ECP5 MULT18X18D with its operands in the DSP's input registers and the product
   combinational behind them (Yosys maps a ``*`` to a bare MULT18X18D and leaves every register
   in the fabric, so each product path crosses two long routes to and from the DSP column).

