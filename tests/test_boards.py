@@ -204,7 +204,8 @@ def test_ecp5_build_retries_after_the_abc9_bug(tmp_path, monkeypatch, name, abc9
     the second run (the fallback) gets plain ABC for the LUT mapping, and says so."""
     calls = []
 
-    def fake_run(board, pll, build_dir, env_vars, overrides, say, start, interval):
+    def fake_run(board, pll, build_dir, env_vars, overrides, say, start, interval,
+                 synthesis_only=False):
         calls.append(overrides)
         if abc9_breaks and len(calls) == 1:
             (build_dir / "lockstep.rpt").write_text(ABC9_ASSERT_LOG)
@@ -228,7 +229,8 @@ def test_ecp5_build_retries_after_the_abc9_bug(tmp_path, monkeypatch, name, abc9
     assert calls[0] == {"synth_opts": get_board(name).synth_opts,
                         "nextpnr_opts": " ".join(["--report report.json --seed 1",
                                                   get_board(name).pnr_opts]).strip(),
-                        "script_after_read": board_build.YOSYS_AFTER_READ}
+                        "script_after_read": board_build.YOSYS_AFTER_READ,
+                        "script_after_synth": board_build.WRITE_NETLIST}
     if runs == 2:
         assert calls[1]["script_after_read"] == board_build.YOSYS_AFTER_READ
         assert "Yosys' ABC9 LUT mapping stopped with an internal error" in messages
@@ -236,6 +238,8 @@ def test_ecp5_build_retries_after_the_abc9_bug(tmp_path, monkeypatch, name, abc9
         assert calls[1]["nextpnr_opts"] == calls[0]["nextpnr_opts"]
         assert "abc -lut 4:7" in calls[1]["script_after_synth"]
         assert "-run map_cells:" in calls[1]["script_after_synth"]
+        # The fallback's netlist is written after its last synthesis step.
+        assert calls[1]["script_after_synth"].endswith(board_build.WRITE_NETLIST)
 
 
 @pytest.mark.parametrize("name", sorted(BOARDS))
