@@ -17,14 +17,14 @@ build constrains the PLL's output, so a bitstream that misses the clock fails to
   SRAMs are block RAM. It is synthesised without ``synth_ice40 -dsp``: that option's DSP
   packing (Yosys 0.70) rewrites hand-instantiated SB_MAC16s into a 16 x 16 multiplier, and
   packs a multi-row array's generic multipliers wrongly (docs/benchmarks.md).
-* ULX3S 85F (LFE5U-85F, 25 MHz): a 12x12 array (144 MULT18X18D, the operands in their input
-  registers), 6 vector lanes and a 6-lane window unit (POOL) whose multipliers are built from
-  logic (the array takes the DSPs; 12 lanes of each do not fit the part's logic), and the
-  registers of a fast clock: four-cycle host reads, the accumulator sum registered before its
-  write, a two-cycle decode, four-stage PEs and the vector unit's SRAM rows registered before
-  its lane select. Its SRAMs hold KWS's and IC's activations (64 KiB) and 144 KiB of weights.
-  Placed by nextpnr's electrostatic placer (docs/benchmarks.md has the routed Fmax and the
-  resources).
+* ULX3S 85F (LFE5U-85F, 25 MHz oscillator, core at 50 MHz from the PLL): a 12x12 array (144
+  MULT18X18D, the operands in their input registers), 6 vector lanes and a 6-lane window
+  unit (POOL) whose multipliers are built from logic (the array takes the DSPs; 12 lanes of
+  each do not fit the part's logic), and the registers of a fast clock: four-cycle host
+  reads, the accumulator sum registered before its write, a two-cycle decode, four-stage PEs
+  and the vector unit's SRAM rows registered before its lane select. Its SRAMs hold KWS's and
+  IC's activations (64 KiB) and 144 KiB of weights. Placed by nextpnr's electrostatic placer
+  (docs/benchmarks.md has the routed Fmax and the resources).
 """
 
 import importlib
@@ -120,8 +120,11 @@ BOARDS = {
                    act_depth=4096, wgt_depth=12288, acc_depth=512, qparam_depth=256,
                    prog_depth=1024, host_read_latency=4, acc_write_latency=1,
                    decode_cycles=2, pe_stages=4, vec_read_latency=3),
-        clock_mhz=25.0,
+        # 50 MHz from the EHXPLLL: routed at 58.74 MHz against it (seed 1; seeds 2 and 3 not
+        # measured), 62.50 against the oscillator's 25 (docs/benchmarks.md).
+        clock_mhz=50.0, osc_mhz=25.0,
         platform_path="amaranth_boards.ulx3s:ULX3S_85F_Platform",
+        baud=2_000_000,             # 25 cycles per bit at 50 MHz, exact; the FT231X makes it
         # nextpnr's electrostatic placer, not HeAP (the default): HeAP packs the core into a
         # corner, far from most of the DSPs, and with the operands in the DSPs' input registers
         # its placements did not route; this one spreads the PEs to their DSPs and routes the

@@ -352,8 +352,8 @@ def test_build_cli_refuses_a_clock_the_pll_cannot_make(tmp_path, monkeypatch, ca
                                                     ("ulx3s-85f", 50.0, "EHXPLLL")])
 def test_board_top_clocks_the_core_from_its_pll(name, clock, primitive, tmp_path):
     """The board's top instantiates its PLL with the computed parameters and constrains the
-    PLL's output to the board's clock, which the UART divisor follows. (The ULX3S's catalog
-    clock is its oscillator's: the ECP5 path is checked at a clock of its own.)"""
+    PLL's output to the board's clock, which the UART divisor follows (the ULX3S also at a
+    clock other than its catalog's)."""
     from boards.top import BoardTop
     board = get_board(name)
     if clock is not None:
