@@ -302,6 +302,14 @@ def _prepare(board_name, tools, core, clock_mhz, build_dir):
     return board, pll, env_vars, build_dir
 
 
+def _sayer(progress):
+    """A function that prints a progress line to ``progress`` (None: nowhere)."""
+    def say(text):
+        if progress is not None:
+            print(text, file=progress, flush=True)
+    return say
+
+
 def _overrides(board, seed):
     """Amaranth's build overrides: the board's synthesis and nextpnr options, and the netlist
     written right after synthesis."""
@@ -318,10 +326,7 @@ def synthesize(board_name, build_dir=None, tools="auto", progress=sys.stderr, in
     netlist = build_dir / NETLIST
     netlist.unlink(missing_ok=True)
     start = time.monotonic()
-
-    def say(text):
-        if progress is not None:
-            print(text, file=progress, flush=True)
+    say = _sayer(progress)
 
     say(f"synthesising {board.name} ({board.part}, {board.core.rows}x{board.core.cols} core) "
         f"in {build_dir}")
@@ -351,9 +356,7 @@ def build(board_name, build_dir=None, tools="auto", seed=1, progress=sys.stderr,
                   build_dir / NETLIST):
         stale.unlink(missing_ok=True)
 
-    def say(text):
-        if progress is not None:
-            print(text, file=progress, flush=True)
+    say = _sayer(progress)
 
     start = time.monotonic()
     used = "yowasp" if "yowasp" in Path(env_vars["YOSYS"]).name else "system"
