@@ -56,8 +56,9 @@ __all__ = ["LinkError", "Transport", "AsyncTransport", "SerialTransport", "Traff
            "LinkTraffic", "link_traffic", "LinkProtocol", "HostLinkClient",
            "AsyncHostLinkClient", "RunStatus", "DEFAULT_BAUD"]
 
-# Merge two runs of words into one frame when at most this many unused addresses lie between
-# them (they are written as 0, which the core ignores, or read and dropped): a frame costs
+# Merge two runs of words into one frame when at most this many addresses lie between them
+# (written only where that changes nothing: LinkProtocol.write_scattered; read and dropped):
+# a frame costs
 # 9 bytes of request header and CRC plus a 5-byte response, about 3.5 words.
 MERGE_GAP_WORDS = 3
 
