@@ -58,8 +58,7 @@ __all__ = ["LinkError", "Transport", "AsyncTransport", "SerialTransport", "Traff
 
 # Merge two runs of words into one frame when at most this many addresses lie between them
 # (written only where that changes nothing: LinkProtocol.write_scattered; read and dropped):
-# a frame costs
-# 9 bytes of request header and CRC plus a 5-byte response, about 3.5 words.
+# a frame costs 9 bytes of request header and CRC plus a 5-byte response, about 3.5 words.
 MERGE_GAP_WORDS = 3
 
 
