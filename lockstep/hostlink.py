@@ -183,9 +183,9 @@ class TrafficCounter(Transport):
 
     def write(self, data):
         request = decode_request(data, self.addr_bits)
-        words = [0] * request.length if request.cmd == Cmd.READ else []
         if request.cmd == Cmd.PING:
             raise LinkError("the traffic counter does not answer PING")
+        words = [0] * request.length if request.cmd == Cmd.READ else []
         self._pending = encode_response(Status.OK, words)
         self.frames += 1
         self.bytes_sent += len(data)

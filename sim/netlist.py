@@ -46,11 +46,10 @@ def _wrapper(ports):
     clocks = [name for name, direction in ports.items() if direction == "input"]
     if len(clocks) != 1:
         raise ValueError(f"expected one input pin (the oscillator), found {clocks}")
-    rx = [name for name in ports if re.fullmatch(r"uart_0__rx__io", name)]
-    tx = [name for name in ports if re.fullmatch(r"uart_0__tx__io", name)]
-    if not rx or not tx:
+    rx, tx = "uart_0__rx__io", "uart_0__tx__io"
+    if rx not in ports or tx not in ports:
         raise ValueError("the netlist has no uart_0 rx/tx pins")
-    leds = [name for name in ports if name not in (*clocks, *rx, *tx)]
+    leds = [name for name in ports if name not in (*clocks, rx, tx)]
     # The pins are inout in the netlist: each meets a net of the wrapper, which an assign
     # drives (rx) or reads (tx, the LEDs); an input port may not be connected to one directly.
     lines = [f"module {WRAPPER_TOP}(input clk, input rx, output tx"
@@ -60,7 +59,7 @@ def _wrapper(ports):
              "  assign rx_pin = rx;",
              "  assign tx = tx_pin;",
              *(f"  assign {name} = {name}_pin;" for name in leds),
-             f"  {NETLIST_TOP} netlist(.{clocks[0]}(clk), .{rx[0]}(rx_pin), .{tx[0]}(tx_pin)"
+             f"  {NETLIST_TOP} netlist(.{clocks[0]}(clk), .{rx}(rx_pin), .{tx}(tx_pin)"
              + "".join(f", .{name}({name}_pin)" for name in leds) + ");",
              "endmodule", ""]
     return "\n".join(lines)
@@ -93,13 +92,14 @@ def run_netlist(netlist, *, test_module, simulator="verilator", extra_env=None, 
     digest = hashlib.sha256(text.encode()).hexdigest()[:16]
 
     def sources(directory):
-        wrapper = directory / "board_netlist.v"
-        cells = directory / "ice40_cells_sim.v"
-        _write_new(wrapper, _wrapper(netlist_ports(text)))
-        _write_new(cells, _ice40_cells())
-        copy = directory / "lockstep_netlist.v"
-        _write_new(copy, text)
-        return [wrapper, copy, cells, ICE40_PLL_MODEL]
+        # Written once per cache folder (its key is the netlist's digest), as sim/runner.py
+        # writes a design's Verilog: a rewritten source would make cocotb build again.
+        files = {"board_netlist.v": lambda: _wrapper(netlist_ports(text)),
+                 "lockstep_netlist.v": lambda: text, "ice40_cells_sim.v": _ice40_cells}
+        for name, make in files.items():
+            if not (directory / name).exists():
+                _write_new(directory / name, make())
+        return [directory / name for name in files] + [ICE40_PLL_MODEL]
 
     return run_cocotb(None, key=f"netlist-{digest}", test_module=test_module,
                       toplevel=WRAPPER_TOP, simulator=simulator, waves=waves,

@@ -386,9 +386,6 @@ async def compiled_network(dut):
     def now():
         return round(get_sim_time(unit="ns") / CLOCK_NS)
 
-    def traffic(operation, *args):
-        return link_traffic(tb.cfg, operation, *args)
-
     phases = {}
 
     async def timed(name, wire, operation, *args):
@@ -411,7 +408,8 @@ async def compiled_network(dut):
         expected = state.copy()
         golden = run(expected)
         name = "upload" if previous is None else "input"
-        await timed(name, traffic("load_state", state, previous), "load_state", state, previous)
+        await timed(name, link_traffic(tb.cfg, "load_state", state, previous), "load_state",
+                    state, previous)
         begin = now()
         await client.start()
         await client.wait()
@@ -419,7 +417,8 @@ async def compiled_network(dut):
         phases.setdefault("start, wait, counters", []).append(dict(cycles=now() - begin))
         got = {}
         for sram in ("act", "acc"):
-            got[sram] = await timed("readback", traffic("read_sram", sram), "read_sram", sram)
+            got[sram] = await timed("readback", link_traffic(tb.cfg, "read_sram", sram),
+                                    "read_sram", sram)
         out = compiled.read_output(got["act"])
         what = f"[seed {tb.seed}, inference {i}]"
         assert np.array_equal(out, compiled.read_output(expected.act)), what
