@@ -129,11 +129,48 @@ def load_model(path):
 
 def compile_for(args):
     from .compiler import compile_model
-    return compile_model(load_model(args.model), config_from_args(args), batch=args.batch)
+    batch = 1 if args.batch is None else args.batch
+    return compile_model(load_model(args.model), config_from_args(args), batch=batch)
+
+
+def is_compiled_file(path):
+    """Whether ``path`` is meant as a compiled program (named .npz, or a zip file as an .npz
+    is) rather than an ONNX model."""
+    if Path(path).suffix.lower() == ".npz":
+        return True
+    try:
+        with open(path, "rb") as f:
+            return f.read(4) == b"PK\x03\x04"
+    except OSError:
+        return False
+
+
+def compiled_for_run(args):
+    """The program ``run`` (and ``profile``) works on: a compiled-program file, refused in one
+    line unless it was compiled for the core that --board and the core flags name (when they
+    are given) and for --batch (when given); or an ONNX model, compiled here."""
+    from .artifact import ArtifactError, check_core, load_compiled
+    if not is_compiled_file(args.model):
+        return compile_for(args)
+    try:
+        compiled = load_compiled(args.model)
+        flags = [name for name in CoreConfig().to_dict()
+                 if getattr(args, name, None) is not None]
+        given = ([f"--board {args.board}"] if getattr(args, "board", None) else []) + [
+            f"--{name.replace('_', '-')} {getattr(args, name)}" for name in flags]
+        if given:
+            check_core(compiled, config_from_args(args), " ".join(given), args.model)
+    except ArtifactError as exc:
+        raise UserError(str(exc)) from None
+    if args.batch is not None and args.batch != compiled.batch:
+        raise UserError(f"{args.model} was compiled for batch {compiled.batch}, not "
+                        f"{args.batch}: drop --batch or compile it again")
+    return compiled
 
 
 def cmd_compile(args):
     from .artifact import save_compiled
+    check_writable(args.output)
     compiled = compile_for(args)
     data = save_compiled(compiled)
     write_bytes_atomically(args.output, data)
@@ -169,14 +206,9 @@ def cmd_run(args):
         if any(getattr(args, name, None) is not None for name in CoreConfig().to_dict()):
             raise UserError(f"--backend board runs the core that {board.name} carries: drop the "
                             f"core flags")
-    compiled = compile_for(args)
-    in_path = Path(args.input)
-    if not in_path.is_file():
-        raise UserError(f"no such input file: {in_path}")
-    try:
-        x = np.load(in_path, allow_pickle=False)
-    except (OSError, ValueError) as exc:
-        raise UserError(f"cannot read {in_path} as a .npy array: {exc}") from None
+    x = read_input(args.input)
+    check_writable(args.output)
+    compiled = compiled_for_run(args)
     x = _from_onnx_layout(x, compiled.model.input_shape)
     if args.backend == "board":
         connection = BoardConnection(args.board, args.port, baud=args.baud,
@@ -212,6 +244,32 @@ def cmd_run(args):
             print(f"{key}: {value}")
     if result.measured_cycles and not summary["cycles_match"]:
         raise UserError("measured cycles differ from the prediction")
+
+
+def read_input(path):
+    """The .npy array at ``path``; refused in one line if it is missing, unreadable, or holds
+    NaN or infinite values (which quantise to nothing meaningful)."""
+    path = Path(path)
+    if not path.is_file():
+        raise UserError(f"no such input file: {path}")
+    try:
+        x = np.load(path, allow_pickle=False)
+    except (OSError, ValueError) as exc:
+        raise UserError(f"cannot read {path} as a .npy array: {exc}") from None
+    if np.issubdtype(x.dtype, np.floating) and not np.isfinite(x).all():
+        bad = np.flatnonzero(~np.isfinite(x.reshape(-1)))
+        raise UserError(f"{path}: {len(bad)} of {x.size} values are NaN or infinite (the first "
+                        f"at flat index {bad[0]})")
+    return x
+
+
+def check_writable(path):
+    """Refuse an output path whose folder is missing or not writable, before any work."""
+    folder = Path(path).absolute().parent
+    if not folder.is_dir():
+        raise UserError(f"cannot write {path}: no such folder {folder}")
+    if not os.access(folder, os.W_OK):
+        raise UserError(f"cannot write {path}: the folder {folder} is not writable")
 
 
 def _from_onnx_layout(x, input_shape):
@@ -407,8 +465,10 @@ def build_parser():
     add_config_arguments(comp)
     comp.set_defaults(func=cmd_compile)
 
-    runp = sub.add_parser("run", help="run a quantised ONNX model on a backend")
-    runp.add_argument("model", help="quantised ONNX file")
+    runp = sub.add_parser("run", help="run a compiled program or a quantised ONNX model on a "
+                          "backend")
+    runp.add_argument("model", help="compiled program (.npz from `lockstep compile`), or a "
+                      "quantised ONNX file (compiled on the fly)")
     runp.add_argument("--input", required=True, help=".npy input, float (quantised with the "
                       "model's input scale) or int8; images NCHW as in ONNX")
     runp.add_argument("--output", required=True, help=".npy file for the outputs")
@@ -424,9 +484,11 @@ def build_parser():
     runp.add_argument("--int8-output", action="store_true",
                       help="write the raw int8 outputs instead of dequantised floats")
     runp.add_argument("--json", action="store_true", help="print one JSON object")
-    runp.add_argument("--batch", type=int, default=1, help="samples per run (default 1)")
-    add_config_arguments(runp, board_help="compile for the core that board carries and give "
-                         "the latency at its clock; needed by --backend board")
+    runp.add_argument("--batch", type=int, default=None, help="samples per run (default 1, or "
+                      "the compiled program's)")
+    add_config_arguments(runp, board_help="compile for the core that board carries (a compiled "
+                         "program must have been compiled for it) and give the latency at its "
+                         "clock; needed by --backend board")
     runp.set_defaults(func=cmd_run)
 
     demo = sub.add_parser("demo", help="run a small int8 network on the golden model and the RTL")

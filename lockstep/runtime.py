@@ -61,6 +61,9 @@ def run(compiled, x, backend="golden", simulator=None, progress=None, board=None
     if x.dtype != np.int8:
         if not np.issubdtype(x.dtype, np.floating):
             raise ModelError(f"input must be int8 (quantised) or float, not {x.dtype}")
+        if not np.isfinite(x).all():
+            raise ModelError(f"input holds {np.count_nonzero(~np.isfinite(x))} NaN or infinite "
+                             f"value(s) of {x.size}: they have no int8 value")
         x = compiled.model.input.quantize(x)
     if x.ndim < 1 or x.shape[1:] != compiled.model.input_shape or len(x) == 0:
         dims = ", ".join(map(str, compiled.model.input_shape))

@@ -152,3 +152,111 @@ def test_cli_board_backend_refuses_core_flags(onnx_file, tmp_path):
                     "--port", "/dev/null")
     assert done.returncode == 2
     assert "drop the core flags" in done.stderr and len(done.stderr.strip().splitlines()) == 1
+
+
+def test_cli_runs_a_compiled_program(onnx_file, tmp_path, seed):
+    """`run` takes `compile`'s .npz: the same outputs and cycles as the ONNX file, on the golden
+    model and on the RTL, without compiling again."""
+    path = onnx_file("cnn", "QDQ")
+    program = tmp_path / "cnn.npz"
+    done = lockstep("compile", str(path), *CORE_ARGS, "--batch", "2", "-o", str(program))
+    assert done.returncode == 0, done.stderr
+    x = np.random.default_rng(seed).normal(0, 1, (3, 1, 8, 8)).astype(np.float32)
+    np.save(tmp_path / "x.npy", x)
+    outputs = {}
+    for source, backend in ((path, "golden"), (program, "golden"), (program, "sim")):
+        y_path = tmp_path / f"y_{source.suffix[1:]}_{backend}.npy"
+        args = ["--batch", "2", *CORE_ARGS] if source == path else []
+        done = lockstep("run", str(source), "--input", str(tmp_path / "x.npy"), "--output",
+                        str(y_path), "--backend", backend, "--json", *args)
+        assert done.returncode == 0, done.stderr
+        summary = json.loads(done.stdout)
+        assert summary["batch"] == 2 and summary["runs"] == 2
+        if backend == "sim":
+            assert summary["measured_cycles"] == [summary["predicted_cycles"]] * 2, f"seed {seed}"
+        outputs[source.suffix, backend] = (np.load(y_path), summary["predicted_cycles"])
+    (onnx_y, onnx_cycles), *others = outputs.values()
+    for y, cycles in others:
+        assert np.array_equal(y, onnx_y) and cycles == onnx_cycles, f"seed {seed}"
+
+
+def test_cli_refuses_a_compiled_program_for_another_core(onnx_file, tmp_path):
+    program = tmp_path / "mlp.npz"
+    done = lockstep("compile", str(onnx_file("mlp", "QDQ")), "--board", "ulx3s-85f", "-o",
+                    str(program))
+    assert done.returncode == 0, done.stderr
+    np.save(tmp_path / "x.npy", np.zeros((1, 64), np.float32))
+    out = tmp_path / "y.npy"
+    for args, message in (
+            (["--board", "icebreaker"], "compiled for another core than --board icebreaker's: "
+             "they differ in rows (12 vs 8), cols (12 vs 2)"),
+            (["--board", "ulx3s-85f", "--pe-stages", "2"],
+             "than --board ulx3s-85f --pe-stages 2's: they differ in pe_stages (4 vs 2)"),
+            (["--batch", "4"], "compiled for batch 1, not 4")):
+        done = lockstep("run", str(program), "--input", str(tmp_path / "x.npy"), "--output",
+                        str(out), *args)
+        assert done.returncode == 2 and message in done.stderr, done.stderr
+        assert len(done.stderr.strip().splitlines()) == 1 and not out.exists()
+    done = lockstep("run", str(program), "--board", "ulx3s-85f", "--input",
+                    str(tmp_path / "x.npy"), "--output", str(out), "--json")
+    assert done.returncode == 0 and json.loads(done.stdout)["board"] == "ulx3s-85f"
+
+
+def _damage(program, tmp_path):
+    """Copies of a compiled program, each spoilt in one way, with the error each must give."""
+    data = dict(np.load(program))
+    meta = json.loads(bytes(data["meta"]).decode())
+
+    def variant(name, change, message):
+        m, d = json.loads(json.dumps(meta)), dict(data)
+        change(m, d)
+        d["meta"] = np.frombuffer(json.dumps(m).encode(), dtype=np.uint8)
+        np.savez(tmp_path / name, **d)
+        return tmp_path / name, message
+
+    (tmp_path / "text.npz").write_text("not a zip file")
+    (tmp_path / "cut.npz").write_bytes(program.read_bytes()[:200])
+    return [
+        (tmp_path / "text.npz", "not a Lockstep compiled program (not an .npz file)"),
+        (tmp_path / "cut.npz", "not a Lockstep compiled program"),
+        (tmp_path / "missing.npz", "no such compiled program"),
+        variant("old.npz", lambda m, d: m.update(isa_version=1), "compiled for ISA version 1"),
+        variant("format.npz", lambda m, d: m.update(format="x"), "not a Lockstep compiled program"
+                " of format"),
+        variant("config.npz", lambda m, d: m["config"].pop("rows"), "a damaged compiled program"),
+        variant("image.npz", lambda m, d: d.update(wgt=d["wgt"][:3]), "its wgt image is int8 [3,"),
+    ]
+
+
+def test_cli_refuses_damaged_compiled_programs(onnx_file, tmp_path):
+    program = tmp_path / "mlp.npz"
+    done = lockstep("compile", str(onnx_file("mlp", "QDQ")), "-o", str(program))
+    assert done.returncode == 0, done.stderr
+    np.save(tmp_path / "x.npy", np.zeros((1, 64), np.float32))
+    out = tmp_path / "y.npy"
+    for bad, message in _damage(program, tmp_path):
+        done = lockstep("run", str(bad), "--input", str(tmp_path / "x.npy"), "--output",
+                        str(out))
+        assert done.returncode == 2 and message in done.stderr, (bad.name, done.stderr)
+        assert len(done.stderr.strip().splitlines()) == 1 and "Traceback" not in done.stderr
+        assert not out.exists()
+
+
+def test_cli_refuses_non_finite_inputs_and_missing_folders_before_any_work(onnx_file, tmp_path):
+    path = onnx_file("mlp", "QDQ")
+    x = np.zeros((2, 64), np.float32)
+    x[1, 5] = np.inf
+    np.save(tmp_path / "x.npy", x)
+    done = lockstep("run", str(path), "--input", str(tmp_path / "x.npy"), "--output",
+                    str(tmp_path / "y.npy"), "--backend", "sim")
+    assert done.returncode == 2
+    assert "x.npy: 1 of 128 values are NaN or infinite (the first at flat index 69)" in done.stderr
+    assert not (tmp_path / "y.npy").exists()
+    x[1, 5] = 0
+    np.save(tmp_path / "x.npy", x)
+    for command, args in (("run", ["--input", str(tmp_path / "x.npy"), "--backend", "sim"]),
+                          ("compile", [])):
+        out = "--output" if command == "run" else "-o"
+        done = lockstep(command, str(path), *args, out, str(tmp_path / "nope" / "y.npy"))
+        assert done.returncode == 2 and "no such folder" in done.stderr, done.stderr
+        assert "RTL" not in done.stderr and len(done.stderr.strip().splitlines()) == 1

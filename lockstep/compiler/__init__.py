@@ -53,7 +53,10 @@ class CompiledModel:
     act_bytes: int = 0             # activation SRAM the tensors take
     wgt_rows: int = 0              # weight SRAM rows the tiles take
     qparam_rows: int = 0           # requantisation SRAM rows the program uses
-    layers: list = field(default_factory=list)   # one dict of figures per layer
+    # One dict per core layer: name, macs, instructions, first_pc (its first instruction),
+    # cycles (from its first instruction's start to the next layer's), wgt_rows and qparam_rows
+    # (the rows its tiles and parameters take), act_bytes (its output tensor's).
+    layers: list = field(default_factory=list)
 
     @property
     def instructions(self):
@@ -156,8 +159,9 @@ def compile_model(model, cfg, batch=1):
         following = (builder.layers[i + 1]["first"] if i + 1 < len(builder.layers)
                      else len(builder.words))
         end = starts.get(following, result.cycles)
-        info = dict(info, cycles=(end - first) if first is not None else 0)
-        info.pop("first")
+        info = dict(info, cycles=(end - first) if first is not None else 0,
+                    act_bytes=layouts[model.core_layers[i].name].bytes)
+        info["first_pc"] = info.pop("first")
         layers.append(info)
     return CompiledModel(cfg=cfg, model=model, batch=batch, state=state,
                          input=layouts[INPUT], output=layouts[model.core_layers[-1].name],

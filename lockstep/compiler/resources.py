@@ -53,11 +53,16 @@ class Builder:
         return self.layers[-1]["name"] if self.layers else "program"
 
     def begin_layer(self, name, macs=0):
-        self.layers.append({"name": name, "macs": int(macs), "first": len(self.words)})
+        self.layers.append({"name": name, "macs": int(macs), "first": len(self.words),
+                            "wgt_rows": len(self.tiles), "qparam_rows": len(self.qrows)})
 
     def end_layer(self):
+        """Closes the layer: its instruction count, and the weight and parameter rows it
+        added."""
         layer = self.layers[-1]
         layer["instructions"] = len(self.words) - layer["first"]
+        layer["wgt_rows"] = (len(self.tiles) - layer["wgt_rows"]) * self.cfg.rows
+        layer["qparam_rows"] = len(self.qrows) - layer["qparam_rows"]
 
     # -- registers ------------------------------------------------------------------------------
 
