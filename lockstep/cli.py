@@ -272,6 +272,77 @@ def check_writable(path):
         raise UserError(f"cannot write {path}: the folder {folder} is not writable")
 
 
+def board_of(cfg, board=None):
+    """The board whose core ``cfg`` is: ``board`` if it carries it, else the first such board of
+    the catalog; None if no board carries it."""
+    from boards.catalog import BOARDS
+    candidates = ([board] if board else []) + [_board(name) for name in sorted(BOARDS)]
+    return next((b for b in candidates if b.core == cfg), None)
+
+
+def profile_table(profile, cfg, board):
+    """The lines of ``lockstep profile``'s table."""
+    from .profile import PARTS
+    heads = ["layer", "MACs", "cycles", "util", *[p.replace("_", " ") for p in PARTS], "limit",
+             "wgt rows", "q rows", "act bytes"]
+    rows = []
+    for layer in profile["layers"]:
+        parts = [f"{layer['parts'][p]:,}" for p in PARTS]
+        rows.append([layer["name"], f"{layer['macs']:,}", f"{layer['cycles']:,}",
+                     f"{100 * layer['utilization']:.1f}%", *parts,
+                     layer["limit"].replace("_", " "), f"{layer['wgt_rows']:,}",
+                     f"{layer['qparam_rows']:,}", f"{layer['act_bytes']:,}"])
+    util = profile["macs"] / (profile["cycles"] * cfg.macs_per_cycle)
+    blank = [""] * (len(PARTS) + 4)
+    rows.append(["(fetch)", "", f"{profile['fetch']:,}", "", *blank])
+    rows.append(["total", f"{profile['macs']:,}", f"{profile['cycles']:,}", f"{100 * util:.1f}%",
+                 *blank])
+    widths = [max(len(str(r[i])) for r in [heads, *rows]) for i in range(len(heads))]
+
+    def line(cells):
+        return "  ".join(str(c).ljust(w) if i == 0 else str(c).rjust(w)
+                         for i, (c, w) in enumerate(zip(cells, widths, strict=True)))
+    return [line(heads).rstrip(), *[line(r).rstrip() for r in rows]]
+
+
+def cmd_profile(args):
+    import json
+
+    from .profile import layer_profile
+    for path in filter(None, (args.json, args.timeline)):
+        check_writable(path)
+    if args.timeline and Path(args.timeline).suffix.lower() not in (".png", ".svg"):
+        raise UserError(f"--timeline {args.timeline}: the drawing is a .png or an .svg")
+    compiled = compiled_for_run(args)
+    cfg = compiled.cfg
+    profile = layer_profile(compiled)
+    board = board_of(cfg, board_from_args(args))
+    where = (f"{board.name}'s core" if board else "a core") + (
+        f" ({cfg.rows}x{cfg.cols}, {cfg.macs_per_cycle} MACs/cycle)")
+    at_clock = (f", {profile['cycles'] / board.clock_mhz:,.1f} us at {board.clock_mhz:g} MHz"
+                if board else "")
+    print(f"{Path(args.model).name} on {where}, batch {compiled.batch}: "
+          f"{profile['cycles']:,} cycles{at_clock} (the golden model's exact count)")
+    for line in profile_table(profile, cfg, board):
+        print(line)
+    if args.json:
+        figures = dict(profile, model=str(args.model), rows=cfg.rows, cols=cfg.cols,
+                       batch=compiled.batch, config=cfg.to_dict(),
+                       board=board.name if board else None,
+                       clock_mhz=board.clock_mhz if board else None)
+        write_atomically(args.json, json.dumps(figures, indent=2) + "\n")
+        print(f"wrote {args.json}")
+    if args.timeline:
+        from .timeline import draw_timeline
+        try:
+            draw_timeline(compiled, args.timeline,
+                          title=f"{Path(args.model).name} on {where}: {profile['cycles']:,} "
+                                f"cycles{at_clock}")
+        except ImportError as exc:
+            raise UserError(str(exc)) from None
+        print(f"wrote {args.timeline}")
+
+
 def _from_onnx_layout(x, input_shape):
     """ONNX images are NCHW; the core's are HWC."""
     if len(input_shape) == 3 and x.ndim == 4:
@@ -490,6 +561,18 @@ def build_parser():
                          "program must have been compiled for it) and give the latency at its "
                          "clock; needed by --backend board")
     runp.set_defaults(func=cmd_run)
+
+    prof = sub.add_parser("profile", help="where a program's cycles go, layer by layer")
+    prof.add_argument("model", help="compiled program (.npz from `lockstep compile`), or a "
+                      "quantised ONNX file (compiled on the fly)")
+    prof.add_argument("--batch", type=int, default=None, help="samples per run (default 1, or "
+                      "the compiled program's)")
+    prof.add_argument("--json", metavar="FILE", help="write the figures to this JSON file")
+    prof.add_argument("--timeline", metavar="FILE", help="draw which unit is busy in which "
+                      "cycle (.png or .svg; needs matplotlib)")
+    add_config_arguments(prof, board_help="profile on the core that board carries, with the "
+                         "latency at its clock")
+    prof.set_defaults(func=cmd_profile)
 
     demo = sub.add_parser("demo", help="run a small int8 network on the golden model and the RTL")
     demo.add_argument("--simulator", choices=("verilator", "icarus"), default="verilator",

@@ -19,11 +19,28 @@ from .quantize import quantize
 from .runtime import run
 from .train import accuracy, load_digits_split, train_cnn, train_mlp
 
-__all__ = ["run_demo", "DEMO_CONFIG"]
+__all__ = ["run_demo", "demo_network", "DEMO_CONFIG"]
 
 DEMO_CONFIG = CoreConfig(rows=8, cols=8, act_depth=2048, wgt_depth=2048, acc_depth=1024,
                          qparam_depth=32, prog_depth=1024)
 LARGE_BATCH = 16
+
+
+def demo_network(kind, seed=2026, digits=None):
+    """The demo's ``kind`` ("mlp" or "cnn") network, trained on the digits' training split with
+    ``seed`` and quantised with 500 of its images: (float model, int8 model, the test split's
+    float inputs shaped for it, its labels). ``digits``: load_digits_split's result, if loaded."""
+    x_train, y_train, x_test, y_test = digits or load_digits_split(seed=0)
+    if kind == "mlp":
+        flat = x_train.reshape(len(x_train), -1)
+        float_model = train_mlp(flat, y_train, seed=seed)
+        xs, calib = x_test.reshape(len(x_test), -1), flat[:500]
+    elif kind == "cnn":
+        float_model = train_cnn(x_train, y_train, seed=seed)
+        xs, calib = x_test, x_train[:500]
+    else:
+        raise ValueError(f"the demo networks are mlp and cnn, not {kind!r}")
+    return float_model, quantize(float_model, calib, name=kind), xs, y_test
 
 
 def _board_latencies(model, batch):
@@ -60,7 +77,7 @@ def run_demo(simulator="verilator", seed=2026, rtl_samples=8, out=sys.stdout, pr
     carries, with its latency at the board's clock."""
     started = time.perf_counter()
     say = lambda *a: print(*a, file=out, flush=True)   # noqa: E731
-    x_train, y_train, x_test, y_test = load_digits_split(seed=0)
+    digits = x_train, _, x_test, _ = load_digits_split(seed=0)
     cfg = board.core if board is not None else DEMO_CONFIG
     where = f"{board.name}'s core, " if board is not None else "core "
     say(f"Lockstep demo: scikit-learn digits, {len(x_train)} training and {len(x_test)} test "
@@ -68,14 +85,7 @@ def run_demo(simulator="verilator", seed=2026, rtl_samples=8, out=sys.stdout, pr
     all_ok = True
     for kind in ("mlp", "cnn"):
         t0 = time.perf_counter()
-        if kind == "mlp":
-            float_model = train_mlp(x_train.reshape(len(x_train), -1), y_train, seed=seed)
-            xs = x_test.reshape(len(x_test), -1)
-            calib = x_train.reshape(len(x_train), -1)[:500]
-        else:
-            float_model = train_cnn(x_train, y_train, seed=seed)
-            xs, calib = x_test, x_train[:500]
-        model = quantize(float_model, calib, name=kind)
+        float_model, model, xs, y_test = demo_network(kind, seed, digits)
         trained = time.perf_counter() - t0
         float_acc = accuracy(float_model, xs, y_test)
         q_in = model.input.quantize(xs)

@@ -13,7 +13,7 @@ opcode (MATMUL split into its streamed rows and the cycles a MATMUL that preload
 weight tile waits for the load), the interlock waits and the fetch, HALT and final drain.
 
     python scripts/bench_demo.py [--core demo|icebreaker|ulx3s-85f ...] [--batches 1,16]
-        [--rtl] [--simulator verilator|icarus] [--seed 2026] [--json [FILE]]
+        [--rtl] [--simulator verilator|icarus] [--seed 2026] [--json [FILE]] [--timeline DIR]
 
 Cores: "demo" is the 8x8 core `lockstep demo` uses, the others each board's own
 (boards/catalog.py); default all. A network that does not fit a core is listed as such.
@@ -33,26 +33,19 @@ from benchlib import (
 
 from boards.catalog import BOARDS
 from lockstep.compiler import compile_model
-from lockstep.demo import DEMO_CONFIG
+from lockstep.demo import DEMO_CONFIG, demo_network
 from lockstep.profile import cycle_breakdown
-from lockstep.quantize import quantize
-from lockstep.train import load_digits_split, train_cnn, train_mlp
+from lockstep.train import load_digits_split
 
 CORES = {"demo": (DEMO_CONFIG, None), **{name: (b.core, b) for name, b in BOARDS.items()}}
 
 
 def demo_networks(seed=2026):
     """The demo's quantised networks and their int8 test inputs: {kind: (model, x_int8)}."""
-    x_train, y_train, x_test, _ = load_digits_split(seed=0)
+    digits = load_digits_split(seed=0)
     nets = {}
     for kind in ("mlp", "cnn"):
-        if kind == "mlp":
-            float_model = train_mlp(x_train.reshape(len(x_train), -1), y_train, seed=seed)
-            xs, calib = x_test.reshape(len(x_test), -1), x_train.reshape(len(x_train), -1)[:500]
-        else:
-            float_model = train_cnn(x_train, y_train, seed=seed)
-            xs, calib = x_test, x_train[:500]
-        model = quantize(float_model, calib, name=kind)
+        _, model, xs, _ = demo_network(kind, seed, digits)
         nets[kind] = (model, model.input.quantize(xs))
     return nets
 
@@ -80,6 +73,23 @@ def measure(kind, model, x, core_name, batch, rtl=False, simulator="verilator"):
     if rtl:
         record["rtl"] = rtl_record(compiled, x[:batch], simulator)
     return record
+
+
+def draw_timelines(nets, folder, out):
+    """Each network's timeline at batch 1 on the ULX3S core (lockstep/timeline.py)."""
+    from pathlib import Path
+
+    from lockstep.timeline import draw_timeline
+    cfg, board = CORES["ulx3s-85f"]
+    Path(folder).mkdir(parents=True, exist_ok=True)
+    for kind, (model, _) in nets.items():
+        compiled = compile_model(model, cfg)
+        path = Path(folder) / f"timeline-demo-{kind}.png"
+        cycles = compiled.predicted_cycles
+        draw_timeline(compiled, path, title=f"demo {kind.upper()}, batch 1, on the ULX3S core "
+                      f"(12x12): {cycles:,} cycles, {cycles / board.clock_mhz:.1f} us at "
+                      f"{board.clock_mhz:g} MHz")
+        print(f"wrote {path}", file=out)
 
 
 def tables(results):
@@ -135,6 +145,8 @@ def main(argv=None):
                         help="also run one batch of each case on the RTL")
     parser.add_argument("--simulator", choices=("verilator", "icarus"), default="verilator")
     parser.add_argument("--seed", type=int, default=2026, help="training seed (demo: 2026)")
+    parser.add_argument("--timeline", metavar="DIR", help="also draw each network's timeline "
+                        "at batch 1 on the ULX3S core (DIR/timeline-demo-KIND.png)")
     add_json_argument(parser)
     args = parser.parse_args(argv)
     out = sys.stderr if args.json == "-" else sys.stdout
@@ -155,6 +167,8 @@ def main(argv=None):
                                        simulator=args.simulator))
     for line in tables(results):
         print(line, file=out)
+    if args.timeline:
+        draw_timelines(nets, args.timeline, out)
     if args.json:
         emit_json(args.json, {"benchmark": "demo", "seed": args.seed, "results": results})
     return 1 if rtl_disagreed(results, "bench_demo") else 0

@@ -54,7 +54,8 @@ class CompiledModel:
     wgt_rows: int = 0              # weight SRAM rows the tiles take
     qparam_rows: int = 0           # requantisation SRAM rows the program uses
     # One dict per core layer: name, macs, instructions, first_pc (its first instruction),
-    # cycles (from its first instruction's start to the next layer's), wgt_rows and qparam_rows
+    # cycles (from the cycle its first instruction could start, before any interlock wait, to
+    # the next layer's; the last layer's to the end of the run), wgt_rows and qparam_rows
     # (the rows its tiles and parameters take), act_bytes (its output tensor's).
     layers: list = field(default_factory=list)
 
@@ -152,13 +153,18 @@ def compile_model(model, cfg, batch=1):
     if result.error != isa.Error.NONE:   # pragma: no cover - a compiler bug, never a user's
         raise CompileError(f"internal error: the program stops with {result.error.name} at "
                            f"instruction {result.err_pc}")
-    starts = {pc: start for pc, start, _ in result.trace}
+    # A layer's cycles run from the cycle its first instruction could start (before any
+    # interlock wait: a wait belongs to the instruction that waits) to the next layer's.
+    ready, t = {}, isa.fetch_cycles(cfg)
+    for pc, start, _ in result.trace:
+        ready[pc] = t
+        t = start + isa.cost(isa.decode(int(state.prog[pc])), cfg)
     layers = []
     for i, info in enumerate(builder.layers):
-        first = starts.get(info["first"], None)
+        first = ready.get(info["first"], None)
         following = (builder.layers[i + 1]["first"] if i + 1 < len(builder.layers)
                      else len(builder.words))
-        end = starts.get(following, result.cycles)
+        end = ready.get(following, result.cycles)
         info = dict(info, cycles=(end - first) if first is not None else 0,
                     act_bytes=layouts[model.core_layers[i].name].bytes)
         info["first_pc"] = info.pop("first")
