@@ -206,6 +206,8 @@ def cmd_run(args):
         if any(getattr(args, name, None) is not None for name in CoreConfig().to_dict()):
             raise UserError(f"--backend board runs the core that {board.name} carries: drop the "
                             f"core flags")
+    if not Path(args.model).is_file():
+        raise UserError(f"no such model file: {args.model}")
     x = read_input(args.input)
     check_writable(args.output)
     compiled = compiled_for_run(args)

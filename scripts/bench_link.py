@@ -15,7 +15,7 @@ each way) and turned into time at the board's rate (10 bit times per byte):
   accumulator SRAMs (the board backend's run, START and status polls aside).
 
 With --sim, the iCEBreaker's own core behind its link is simulated (Verilator) at its real
-divisor, running the demo MLP's shape through the pins (sim/benches/hostlink_bench.py), and
+divisor, running the demo MLP's shape through the pins (lockstep/benches/hostlink_bench.py), and
 the measured cycles of each phase are set beside the line time, which they can only exceed by
 the board's turnaround of each frame.
 
@@ -72,8 +72,8 @@ def measure(name, model, board, seed):
 
 def simulate(seed):
     """The iCEBreaker link bench on Verilator; returns its report (see hostlink_bench)."""
+    from lockstep.benches import LINK_BENCH, link_bench_env
     from rtl.hostlink import LinkedCore
-    from rtl.hostlink_protocol import DEFAULT_TIMEOUT_BITS
     from sim.runner import run_cocotb
 
     board = get_board("icebreaker")
@@ -82,12 +82,10 @@ def simulate(seed):
         report = f"{folder}/link.json"
         run_cocotb(
             lambda: LinkedCore(board.core, divisor), key=f"linked-{board.name}-d{divisor}",
-            toplevel="linked_core", test_module="sim.benches.hostlink_bench",
-            simulator="verilator", testcase="compiled_network",
-            extra_env={"LOCKSTEP_CONFIG": json.dumps(board.core.to_dict()),
-                       "LOCKSTEP_SEED": seed, "LOCKSTEP_DIVISOR": divisor,
-                       "LOCKSTEP_TIMEOUT_BITS": DEFAULT_TIMEOUT_BITS,
-                       "LOCKSTEP_NETWORK": "64,32,10", "LOCKSTEP_LINK_REPORT": report})
+            toplevel="linked_core", test_module=LINK_BENCH, simulator="verilator",
+            testcase="compiled_network",
+            extra_env=link_bench_env(board.core, seed, divisor, network=(64, 32, 10),
+                                     report=report))
         with open(report) as f:
             data = json.load(f)
     data.update(board=board.name, clock_mhz=board.clock_mhz, baud=board.baud)

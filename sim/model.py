@@ -15,7 +15,7 @@ from rtl.config import CoreConfig
 
 from .arith import gemm_i32, requantize, rescale_add_input
 
-__all__ = ["CoreState", "RunResult", "run", "predict_cycles", "Registers"]
+__all__ = ["CoreState", "RunResult", "run", "predict_cycles", "Registers", "Access", "access_of"]
 
 
 @dataclass
@@ -55,6 +55,9 @@ class CoreState:
                 raise ValueError(f"{name} must have shape {shape}, not {value.shape}")
             setattr(self, name, value)
 
+    #: The :class:`Access` tracker of the run in progress (``run(..., access=...)``), if any.
+    access = None
+
     @property
     def act_bytes(self):
         """The activation SRAM as one byte array (a view: writes go to ``act``)."""
@@ -84,6 +87,70 @@ class RunResult:
     trace: list = field(default_factory=list, repr=False)
 
 
+class Access:
+    """Which activation bytes and accumulator rows a run reads before it writes them (what its
+    results depend on: the rest of those SRAMs may hold anything at START), and which it writes
+    (what it leaves changed). Addresses never depend on data, so this is a property of the
+    program: ``run(state, access=Access(cfg))`` fills it in. Conservative: a MATMUL or POOL
+    window counts all R bytes it reads, a MATMUL with ``accumulate`` the rows it adds to."""
+    UNTOUCHED, READ_FIRST, WRITTEN_FIRST = 0, 1, 2
+
+    def __init__(self, cfg):
+        self.cfg = cfg
+        self.act_first = np.zeros(cfg.act_bytes, dtype=np.uint8)
+        self.act_written = np.zeros(cfg.act_bytes, dtype=bool)
+        self.acc_first = np.zeros(cfg.acc_depth, dtype=np.uint8)
+        self.acc_written = np.zeros(cfg.acc_depth, dtype=bool)
+
+    @classmethod
+    def _read(cls, first, index):
+        first[index[first[index] == cls.UNTOUCHED]] = cls.READ_FIRST
+
+    @classmethod
+    def _write(cls, first, written, index):
+        first[index[first[index] == cls.UNTOUCHED]] = cls.WRITTEN_FIRST
+        written[index] = True
+
+    def read_act(self, index):
+        self._read(self.act_first, np.asarray(index))
+
+    def write_act(self, index):
+        self._write(self.act_first, self.act_written, np.asarray(index))
+
+    def read_acc(self, rows):
+        self._read(self.acc_first, np.arange(rows.start, rows.stop))
+
+    def write_acc(self, rows):
+        self._write(self.acc_first, self.acc_written, np.arange(rows.start, rows.stop))
+
+    def _rows(self, byte_mask):
+        return np.unique(np.flatnonzero(byte_mask) // self.cfg.act_row_bytes)
+
+    @property
+    def act_rows_read_first(self):
+        """Activation SRAM rows (host rows) with a byte the run reads before writing it."""
+        return self._rows(self.act_first == self.READ_FIRST)
+
+    @property
+    def act_rows_written(self):
+        return self._rows(self.act_written)
+
+    @property
+    def acc_rows_read_first(self):
+        return np.flatnonzero(self.acc_first == self.READ_FIRST)
+
+    @property
+    def acc_rows_written(self):
+        return np.flatnonzero(self.acc_written)
+
+
+def access_of(state):
+    """The :class:`Access` of ``state``'s program (run on a copy; ``state`` is unchanged)."""
+    access = Access(state.cfg)
+    run(state.copy(), access=access)
+    return access
+
+
 class Registers:
     """The registers a program sets (SETQ, SETP, SETW), as START leaves them."""
 
@@ -98,11 +165,16 @@ def _window(state, addr):
     """The R bytes of the window at byte ``addr`` (rounded down to ``cfg.act_align``)."""
     cfg = state.cfg
     addr -= addr % cfg.act_align
-    return np.take(state.act_bytes, np.arange(addr, addr + cfg.rows), mode="wrap")
+    index = np.arange(addr, addr + cfg.rows) % cfg.act_bytes
+    if state.access is not None:
+        state.access.read_act(index)
+    return state.act_bytes[index]
 
 
 def _write(state, addr, values):
     index = np.arange(addr, addr + len(values)) % state.cfg.act_bytes
+    if state.access is not None:
+        state.access.write_act(index)
     state.act_bytes[index] = values
 
 
@@ -114,6 +186,10 @@ def _matmul(state, a, regs):
     x = np.stack([_window(state, pattern.address(cfg, a["act_addr"], i))
                   for i in range(a["m"])])
     rows = slice(a["acc_addr"], a["acc_addr"] + a["m"])
+    if state.access is not None:
+        if a["accumulate"]:
+            state.access.read_acc(rows)
+        state.access.write_acc(rows)
     state.acc[rows] = gemm_i32(x, state.active, state.acc[rows] if a["accumulate"] else None)
     if a["preload"]:
         # The tile lands in the shadows after this MATMUL's swap has passed (rtl/loader.py).
@@ -126,6 +202,8 @@ def _vec(state, a, regs):
     g, q, m = a["group"], a["q_addr"], a["m"]
     lanes = cfg.lanes
     ch = slice(g * lanes, (g + 1) * lanes)
+    if state.access is not None:
+        state.access.read_acc(slice(a["acc_addr"], a["acc_addr"] + m))
     y = requantize(state.acc[a["acc_addr"]:a["acc_addr"] + m, ch],
                    state.bias[q, ch], state.mult[q, ch], state.shift[q, ch] & 0x1F, *regs.setq)
     pattern = regs.patterns[a["pattern"]]
@@ -221,14 +299,23 @@ def _execute(state, instr, regs):
         regs.window = dict(a)
 
 
-def run(state, max_instructions=1_000_000, trace=False):
-    """Execute ``state.prog`` on ``state`` (mutated in place) and return a :class:`RunResult`.
+def run(state, max_instructions=1_000_000, trace=False, access=None):
+    """Execute ``state.prog`` on ``state`` (mutated in place) and return a :class:`RunResult`;
+    ``access``, an :class:`Access` to record what the run reads first and writes.
 
     Timing (docs/isa.md): ``t`` is the first cycle in which the next instruction can start
     (it was fetched and decoded while the one before ran); ``acc_settled`` / ``act_settled``
     the first cycle in which every earlier accumulator / activation write can be read;
     ``load_settled`` the first in which the weight loader has read its last row.
     """
+    state.access = access
+    try:
+        return _run(state, max_instructions, trace)
+    finally:
+        del state.access
+
+
+def _run(state, max_instructions, trace):
     cfg = state.cfg
     Op = isa.Op
     t = isa.fetch_cycles(cfg)

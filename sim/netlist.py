@@ -13,8 +13,9 @@ cocotb test module on it, with
 * a wrapper, ``board_netlist``, with plain ports ``clk``, ``rx`` and ``tx`` in place of the
   board's pins (the netlist's top ``lockstep`` declares them ``inout``, through SB_IO).
 
-The test module is the board-in-simulation bench (sim/benches/hostlink_bench.py), which talks to
-the netlist through its serial pins with the host client, as to a board.
+The test module (a caller's) is typically the board-in-simulation bench
+(lockstep/benches/hostlink_bench.py), which talks to the netlist through its serial pins with
+the host client, as to a board.
 """
 
 import hashlib

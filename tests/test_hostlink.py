@@ -9,9 +9,9 @@ a compiled network uploaded, run and read back over the pins, each phase timed.
 import json
 
 from boards.catalog import get_board
+from lockstep.benches import LINK_BENCH, link_bench_env
 from rtl.config import CoreConfig
 from rtl.hostlink import LinkedCore
-from rtl.hostlink_protocol import DEFAULT_TIMEOUT_BITS
 from sim.runner import run_cocotb
 
 # Shallow SRAMs and the smallest divisor keep the serial traffic short: every word costs
@@ -26,10 +26,8 @@ def test_linked_core(simulator, seed):
     run_cocotb(
         lambda: LinkedCore(CFG, DIVISOR, TIMEOUT_BITS),
         key=f"linked-{CFG.name}-d{DIVISOR}-t{TIMEOUT_BITS}", toplevel="linked_core",
-        test_module="sim.benches.hostlink_bench", simulator=simulator,
-        extra_env={"LOCKSTEP_CONFIG": json.dumps(CFG.to_dict()), "LOCKSTEP_SEED": seed,
-                   "LOCKSTEP_DIVISOR": DIVISOR, "LOCKSTEP_TIMEOUT_BITS": TIMEOUT_BITS,
-                   "LOCKSTEP_PROGRAMS": 2})
+        test_module=LINK_BENCH, simulator=simulator,
+        extra_env=link_bench_env(CFG, seed, DIVISOR, TIMEOUT_BITS, programs=2))
 
 
 def test_icebreaker_link(seed, tmp_path):
@@ -46,10 +44,7 @@ def test_icebreaker_link(seed, tmp_path):
     run_cocotb(
         lambda: LinkedCore(board.core, divisor),
         key=f"linked-{board.name}-d{divisor}", toplevel="linked_core",
-        test_module="sim.benches.hostlink_bench", simulator=simulator,
-        testcase="compiled_network",
-        extra_env={"LOCKSTEP_CONFIG": json.dumps(board.core.to_dict()), "LOCKSTEP_SEED": seed,
-                   "LOCKSTEP_DIVISOR": divisor, "LOCKSTEP_TIMEOUT_BITS": DEFAULT_TIMEOUT_BITS,
-                   "LOCKSTEP_NETWORK": "64,32,10", "LOCKSTEP_LINK_REPORT": str(report)})
+        test_module=LINK_BENCH, simulator=simulator, testcase="compiled_network",
+        extra_env=link_bench_env(board.core, seed, divisor, network=(64, 32, 10), report=report))
     phases = json.loads(report.read_text())["phases"]
     assert set(phases) == {"upload", "input", "start, wait, counters", "readback"}

@@ -1,5 +1,5 @@
 """The iCEBreaker's netlist, as `lockstep build` synthesises it, simulated against the golden
-model: the board-in-simulation bench (sim/benches/hostlink_bench.py) drives the netlist's
+model: the board-in-simulation bench (lockstep/benches/hostlink_bench.py) drives the netlist's
 serial pins with the host client, runs random GEMM programs and a compiled network, and checks
 SRAMs, outputs and cycle counts bit for bit (sim/netlist.py has the cell models).
 
@@ -9,11 +9,9 @@ netlist is 3,500 LUTs and 2,500 flip-flops of cells, and each program's first up
 the pins is 6.4 million clock cycles.
 """
 
-import json
-
 from boards.build import synthesize
 from boards.catalog import get_board
-from rtl.hostlink_protocol import DEFAULT_TIMEOUT_BITS
+from lockstep.benches import LINK_BENCH, link_bench_env
 from sim.netlist import run_netlist
 
 #: The PLL model's lock (16 cycles), its synchroniser and the 15 us power-on delay at 24 MHz
@@ -25,10 +23,6 @@ def test_icebreaker_netlist(seed, tmp_path):
     board = get_board("icebreaker")
     netlist = synthesize(board.name, build_dir=tmp_path / "build", progress=None)
     run_netlist(
-        netlist, test_module="sim.benches.hostlink_bench",
-        testcase=["compiled_network", "gemm_programs"],
-        extra_env={"LOCKSTEP_CONFIG": json.dumps(board.core.to_dict()), "LOCKSTEP_SEED": seed,
-                   "LOCKSTEP_DIVISOR": board.uart_divisor,
-                   "LOCKSTEP_TIMEOUT_BITS": DEFAULT_TIMEOUT_BITS,
-                   "LOCKSTEP_NETWORK": "64,32,10", "LOCKSTEP_PROGRAMS": 2,
-                   "LOCKSTEP_STARTUP_CYCLES": STARTUP_CYCLES})
+        netlist, test_module=LINK_BENCH, testcase=["compiled_network", "gemm_programs"],
+        extra_env=link_bench_env(board.core, seed, board.uart_divisor, network=(64, 32, 10),
+                                 programs=2, startup_cycles=STARTUP_CYCLES))

@@ -219,7 +219,7 @@ def _damage(program, tmp_path):
     return [
         (tmp_path / "text.npz", "not a Lockstep compiled program (not an .npz file)"),
         (tmp_path / "cut.npz", "not a Lockstep compiled program"),
-        (tmp_path / "missing.npz", "no such compiled program"),
+        (tmp_path / "missing.npz", "no such model file"),
         variant("old.npz", lambda m, d: m.update(isa_version=1), "compiled for ISA version 1"),
         variant("format.npz", lambda m, d: m.update(format="x"), "not a Lockstep compiled program"
                 " of format"),

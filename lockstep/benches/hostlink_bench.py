@@ -29,7 +29,6 @@ from cocotb.triggers import (
 )
 from cocotb.utils import get_sim_time
 
-from lockstep.hostlink import AsyncHostLinkClient, AsyncTransport, LinkError
 from rtl.hostlink_protocol import (
     BITS_PER_BYTE,
     MAX_WORDS,
@@ -44,10 +43,13 @@ from rtl.hostlink_protocol import (
     write_request,
 )
 from rtl.hostmap import SRAM_FIELDS, STATUS_BUSY, STATUS_DONE, HostMap, Reg, Region, row_words
+from sim.benches.coretb import config_from_env, seed_from_env
 from sim.model import run
 from sim.randprog import random_case, random_state
 
-from .coretb import config_from_env, seed_from_env
+from ..compiler import compile_model
+from ..hostlink import AsyncHostLinkClient, AsyncTransport, LinkError, link_traffic
+from ..qmodel import Dense, QModel, QParams
 
 CLOCK_NS = 10
 
@@ -352,8 +354,6 @@ async def bad_frames(dut):
 
 def _network(rng, dims):
     """A random dense network with layer widths ``dims`` (input first), ReLU between layers."""
-    from lockstep.qmodel import Dense, QModel, QParams
-
     layers = []
     for i, (k, n) in enumerate(zip(dims[:-1], dims[1:], strict=True)):
         last = i == len(dims) - 2
@@ -372,9 +372,6 @@ async def compiled_network(dut):
     the activation and accumulator SRAMs; none takes less than its bytes on the line
     (lockstep.hostlink.TrafficCounter). LOCKSTEP_NETWORK gives the layer widths (default 8,4,4),
     LOCKSTEP_LINK_REPORT a file for the figures (JSON)."""
-    from lockstep.compiler import compile_model
-    from lockstep.hostlink import link_traffic
-
     tb = Bench(dut)
     await tb.reset()
     rng = tb.rng("compiled_network")
