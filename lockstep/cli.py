@@ -235,6 +235,13 @@ def cmd_run(args):
     if board is not None and compiled.cfg == board.core:
         summary.update(board=board.name, clock_mhz=board.clock_mhz,
                        predicted_us=round(compiled.predicted_cycles / board.clock_mhz, 3))
+    if result.link:
+        first, later = result.link[0], result.link[1:]
+        summary["upload_s"] = round(first["load_s"], 4)
+        summary["first_run_s"] = round(first["load_s"] + first["run_s"] + first["readback_s"], 4)
+        if later:
+            summary["per_inference_s"] = round(
+                sum(r["load_s"] + r["run_s"] + r["readback_s"] for r in later) / len(later), 4)
     if result.measured_cycles:
         summary["measured_cycles"] = list(result.measured_cycles)    # one per run
         summary["cycles_match"] = all(c == compiled.predicted_cycles

@@ -202,9 +202,14 @@ class TrafficCounter(Transport):
 
 def link_traffic(cfg, operation, *args):
     """The :class:`LinkTraffic` of ``HostLinkClient.<operation>(*args)`` for a core of
-    configuration ``cfg``, e.g. ``link_traffic(cfg, "load_state", state)``."""
+    configuration ``cfg``, e.g. ``link_traffic(cfg, "load_state", state)``; or, when
+    ``operation`` is callable, of ``operation(client)``."""
     counter = TrafficCounter(HostMap(cfg).addr_bits)
-    getattr(HostLinkClient(counter, cfg), operation)(*args)
+    client = HostLinkClient(counter, cfg)
+    if callable(operation):
+        operation(client, *args)
+    else:
+        getattr(client, operation)(*args)
     return counter.traffic
 
 
@@ -491,6 +496,11 @@ class HostLinkClient:
                     self.transport.discard_input()
         except StopIteration as stop:
             return stop.value
+
+    def perform(self, operation):
+        """Drive a protocol operation (a generator over ``self.protocol``, e.g. one of
+        lockstep/held.py's) to its end; its result."""
+        return self._drive(operation)
 
     def ping(self):
         return self._drive(self.protocol.ping())

@@ -6,7 +6,8 @@ where a backend measures them, the measured cycle counts. Backends:
 
 * ``golden``: the golden model of the core (sim/model.py);
 * ``sim``: the RTL in simulation (Verilator by default, Icarus on request);
-* ``board``: a board over its serial port (lockstep/board.py, the host link).
+* ``board``: a board over its serial port (lockstep/board.py, the host link): the model goes
+  over the link once, then each run loads its input and reads back its output rows.
 
 All backends must return the same bits; the sim backend also returns the cycles the RTL counted.
 """
@@ -36,6 +37,10 @@ class RunOutput:
     measured_cycles: list = field(default_factory=list)   # per run, where the backend counts
     runs: int = 0
     backend: str = "golden"
+    #: Board backend: per run, the seconds it spent loading, running and reading back over the
+    #: link, and the rows it loaded per SRAM (the first run loads the model, later ones the
+    #: rows of their input).
+    link: list = field(default_factory=list)
 
     @property
     def measured_total(self):
@@ -70,7 +75,7 @@ def run(compiled, x, backend="golden", simulator=None, progress=None, board=None
         raise ModelError(f"input must have shape [N, {dims}], not {list(x.shape)}")
     chunks = list(_batches(compiled, x))
     states = [compiled.with_input(chunk) for _, _, chunk in chunks]
-    measured = []
+    measured, link = [], []
     if backend == "golden":
         results = []
         for state in states:
@@ -89,9 +94,12 @@ def run(compiled, x, backend="golden", simulator=None, progress=None, board=None
             raise RuntimeFailure("the board backend needs a board connection (--board, --port)")
         results = []
         for state in states:
-            r = board.run(state)
+            done = board.run(state, outputs=compiled.output_rows)
+            r = done.result
             results.append((r.error, r.err_pc, r.act))
             measured.append(r.cycles)
+            link.append(dict(load_s=done.load_s, run_s=done.run_s, readback_s=done.readback_s,
+                             loaded_rows=done.loaded_rows))
     outputs = []
     for (lo, hi, _), (error, err_pc, act) in zip(chunks, results, strict=True):
         if error != Error.NONE:
@@ -99,4 +107,4 @@ def run(compiled, x, backend="golden", simulator=None, progress=None, board=None
                                  f"{err_pc}")
         outputs.append(compiled.read_output(act)[:hi - lo])
     return RunOutput(outputs=np.concatenate(outputs), predicted_cycles=compiled.predicted_cycles,
-                     measured_cycles=measured, runs=len(chunks), backend=backend)
+                     measured_cycles=measured, runs=len(chunks), backend=backend, link=link)

@@ -88,11 +88,13 @@ class RunResult:
 
 
 class Access:
-    """Which activation bytes and accumulator rows a run reads before it writes them (what its
-    results depend on: the rest of those SRAMs may hold anything at START), and which it writes
-    (what it leaves changed). Addresses never depend on data, so this is a property of the
-    program: ``run(state, access=Access(cfg))`` fills it in. Conservative: a MATMUL or POOL
-    window counts all R bytes it reads, a MATMUL with ``accumulate`` the rows it adds to."""
+    """What a run's results depend on and what it changes: the program words it executes, the
+    weight and parameter rows it reads, the activation bytes and accumulator rows it reads
+    before it writes them (the rest of the SRAMs may hold anything at START), and those it
+    writes. Addresses never depend on data, so this is a property of the program:
+    ``run(state, access=Access(cfg))`` fills it in. Conservative: a MATMUL or POOL window
+    counts all R bytes it reads, a MATMUL with ``accumulate`` the rows it adds to, a load the
+    tile's R rows."""
     UNTOUCHED, READ_FIRST, WRITTEN_FIRST = 0, 1, 2
 
     def __init__(self, cfg):
@@ -101,6 +103,23 @@ class Access:
         self.act_written = np.zeros(cfg.act_bytes, dtype=bool)
         self.acc_first = np.zeros(cfg.acc_depth, dtype=np.uint8)
         self.acc_written = np.zeros(cfg.acc_depth, dtype=bool)
+        self.prog_read = np.zeros(cfg.prog_depth, dtype=bool)
+        self.wgt_read = np.zeros(cfg.wgt_depth, dtype=bool)
+        self.qparam_read = np.zeros(cfg.qparam_depth, dtype=bool)
+
+    def read_rows(self, name, rows):
+        """The run reads ``rows`` (a slice) of the program, weight or parameter SRAM."""
+        getattr(self, f"{name}_read")[rows] = True
+
+    def rows_read(self, name):
+        """The rows of SRAM ``name`` (see rtl.hostmap.SRAM_FIELDS) that the run's results
+        depend on: for prog, wgt and qparam those it reads, for act and acc those it reads
+        before writing them."""
+        if name == "act":
+            return self.act_rows_read_first
+        if name == "acc":
+            return self.acc_rows_read_first
+        return np.flatnonzero(getattr(self, f"{name}_read"))
 
     @classmethod
     def _read(cls, first, index):
@@ -194,6 +213,8 @@ def _matmul(state, a, regs):
     if a["preload"]:
         # The tile lands in the shadows after this MATMUL's swap has passed (rtl/loader.py).
         tile = a["wgt_tile"] * cfg.rows
+        if state.access is not None:
+            state.access.read_rows("wgt", slice(tile, tile + cfg.rows))
         state.shadow[:] = state.wgt[tile:tile + cfg.rows]
 
 
@@ -204,6 +225,7 @@ def _vec(state, a, regs):
     ch = slice(g * lanes, (g + 1) * lanes)
     if state.access is not None:
         state.access.read_acc(slice(a["acc_addr"], a["acc_addr"] + m))
+        state.access.read_rows("qparam", slice(q, q + 1))
     y = requantize(state.acc[a["acc_addr"]:a["acc_addr"] + m, ch],
                    state.bias[q, ch], state.mult[q, ch], state.shift[q, ch] & 0x1F, *regs.setq)
     pattern = regs.patterns[a["pattern"]]
@@ -248,6 +270,8 @@ def pool_results(state, a, regs):
     taps = None
     if op == isa.Window.DW:
         base = w["aux"] * cfg.rows
+        if state.access is not None:
+            state.access.read_rows("wgt", slice(base, base + kh * kw))
         taps = state.wgt[base:base + kh * kw, :lanes].astype(np.int64)
     out = []
     for i in range(m):
@@ -269,6 +293,8 @@ def pool_results(state, a, regs):
 def _pool(state, a, regs):
     cfg = state.cfg
     q, lanes = a["q_addr"], cfg.pool_lanes
+    if state.access is not None:
+        state.access.read_rows("qparam", slice(q, q + 2))   # q + 1: ADD's input scales
     results = pool_results(state, a, regs)
     y = requantize(results, state.bias[q, :lanes], state.mult[q, :lanes],
                    state.shift[q, :lanes] & 0x1F, *regs.setq)
@@ -282,6 +308,8 @@ def _execute(state, instr, regs):
     a, op = instr.args, instr.op
     if op == isa.Op.LOADW:
         tile = a["wgt_tile"] * state.cfg.rows
+        if state.access is not None:
+            state.access.read_rows("wgt", slice(tile, tile + state.cfg.rows))
         state.shadow[:] = state.wgt[tile:tile + state.cfg.rows]
     elif op == isa.Op.MATMUL:
         _matmul(state, a, regs)
@@ -329,6 +357,8 @@ def _run(state, max_instructions, trace):
             error = isa.Error.PC_OVERFLOW
         else:
             error = isa.check(int(state.prog[pc]), cfg)
+            if state.access is not None:
+                state.access.read_rows("prog", slice(pc, pc + 1))
         instr = isa.decode(int(state.prog[pc])) if not error else None
         if error or instr.op == Op.HALT:
             end = max(t, acc_settled, act_settled) + 1

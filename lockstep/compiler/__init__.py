@@ -78,6 +78,12 @@ class CompiledModel:
         state.act_bytes[index.reshape(-1)] = x.reshape(-1)
         return state
 
+    @property
+    def output_rows(self):
+        """The activation SRAM rows that hold the output."""
+        index = interior_index(self.output).reshape(-1) % self.cfg.act_bytes
+        return np.unique(index // self.cfg.act_row_bytes)
+
     def read_output(self, act):
         """The int8 output batch [batch, *shape] from an activation SRAM image."""
         index = interior_index(self.output)
