@@ -639,6 +639,9 @@ def main(argv=None):
     except KeyboardInterrupt:
         print(f"lockstep {args.command}: interrupted", file=sys.stderr)
         return 130
+    except BrokenPipeError:     # e.g. `lockstep profile ... | head`: the reader has gone
+        sys.stdout = None
+        return 141
     return 0
 
 

@@ -6,13 +6,11 @@ for each board's core at batch 1, the traffic that lockstep.hostlink puts on the
 counted exactly by running the client against lockstep.hostlink.TrafficCounter (frames, bytes
 each way) and turned into time at the board's rate (10 bit times per byte):
 
-* upload: the whole SRAM image, as the board backend sends it first (every row of every SRAM,
-  since a board's SRAMs hold anything after configuration);
-* weights: only the words that differ from an all-zero core (the program, the weight tiles and
-  the requantisation parameters the model uses, and its input): what a core whose SRAMs are
-  zero needs;
-* inference: the next input's changed words, then the readback of the activation and
-  accumulator SRAMs (the board backend's run, START and status polls aside).
+* upload: what the board backend loads first (lockstep/held.py): the words the program
+  executes, the weight tiles and parameter rows it reads, and its input;
+* inference: what each later run puts on the line: its input rows, then the readback of its
+  output rows (START, the status polls and the counters aside);
+* for comparison, the whole SRAM image (every row of every SRAM).
 
 With --sim, the iCEBreaker's own core behind its link is simulated (Verilator) at its real
 divisor, running the demo MLP's shape through the pins (lockstep/benches/hostlink_bench.py), and
@@ -34,8 +32,9 @@ from benchlib import add_json_argument, emit_json, format_table
 
 from boards.catalog import BOARDS, get_board
 from lockstep.compiler import CompileError, compile_model
+from lockstep.held import HeldImage, after_run, load_needed, read_rows
 from lockstep.hostlink import link_traffic
-from sim.model import CoreState
+from sim.model import access_of
 
 MODELS = ("mlp", "cnn", "kws", "ic", "ad")
 
@@ -57,15 +56,24 @@ def measure(name, model, board, seed):
     rng = np.random.default_rng(seed)
     first, second = (compiled.with_input(rng.integers(-128, 128, (1, *model.input_shape))
                                          .astype(np.int8)) for _ in range(2))
-    record["upload"] = _phase(link_traffic(cfg, "load_state", first), board.baud)
-    record["weights"] = _phase(link_traffic(cfg, "load_state", first, CoreState(cfg)),
-                               board.baud)
-    new_input = link_traffic(cfg, "load_state", second, first)
-    readback = [link_traffic(cfg, "read_sram", sram) for sram in ("act", "acc")]
+    needs = access_of(first)
+    held = HeldImage(cfg)    # what the board holds: nothing known after configuration
+
+    def traffic(operation):
+        """The traffic of ``operation(protocol, held)``, run against the traffic counter (which
+        takes every write and reads zeros), so ``held`` follows it."""
+        return link_traffic(cfg, lambda client: client.perform(operation(client.protocol, held)))
+
+    record["whole_image"] = _phase(link_traffic(cfg, "load_state", first), board.baud)
+    record["upload"] = _phase(traffic(lambda p, h: load_needed(p, first, h, needs)), board.baud)
+    after_run(held, needs)
+    traffic(lambda p, h: read_rows(p, h, "act", compiled.output_rows))
+    new_input = traffic(lambda p, h: load_needed(p, second, h, needs))
+    after_run(held, needs)
+    readback = traffic(lambda p, h: read_rows(p, h, "act", compiled.output_rows))
     record["inference"] = _phase(new_input, board.baud)
-    for traffic in readback:
-        for key, value in _phase(traffic, board.baud).items():
-            record["inference"][key] = round(record["inference"][key] + value, 2)
+    for key, value in _phase(readback, board.baud).items():
+        record["inference"][key] = round(record["inference"][key] + value, 2)
     record["compute_us"] = round(compiled.predicted_cycles / board.clock_mhz, 1)
     return record
 
@@ -100,15 +108,15 @@ def tables(results, sim):
             rows.append([r["model"], r["board"], f"{r['baud']:,}", f"does not fit "
                          f"[{len(notes)}]", "-", "-", "-"])
             continue
-        up, wg, inf = r["upload"], r["weights"], r["inference"]
+        whole, up, inf = r["whole_image"], r["upload"], r["inference"]
         rows.append([r["model"], r["board"], f"{r['baud']:,}",
                      f"{up['ms']:,.1f} ms ({up['frames']} frames)",
-                     f"{wg['ms']:,.1f} ms ({wg['frames']} frames)",
-                     f"{inf['ms']:,.1f} ms ({inf['frames']} frames)",
-                     f"{r['compute_us']:,.1f} us"])
-    lines = format_table(["model", "board", "baud", "upload (whole image)",
-                          "weights (vs a zeroed core)", "inference (input + readback)",
-                          "compute"], rows) + notes
+                     f"{inf['ms']:,.2f} ms ({inf['frames']} frames)",
+                     f"{r['compute_us']:,.1f} us",
+                     f"{whole['ms']:,.1f} ms ({whole['frames']} frames)"])
+    lines = format_table(["model", "board", "baud", "upload (what the program reads)",
+                          "inference (input + output)", "compute",
+                          "for comparison: whole image"], rows) + notes
     if sim:
         clock, divisor = sim["clock_mhz"], sim["divisor"]
         lines += ["", f"measured on the RTL: the {sim['board']}'s core behind its link, "

@@ -47,17 +47,22 @@ class RtlResult:
 
 
 def _follow(path, stop, progress, runs):
-    """Print the simulator's progress lines as they appear."""
+    """Print the simulator's progress lines as they appear, and those that appeared between the
+    last look and ``stop``."""
     seen = 0
-    while not stop.wait(1.0):
+    while True:
+        stopping = stop.wait(1.0)
         try:
-            lines = Path(path).read_text().splitlines()
+            text = Path(path).read_text()
         except OSError:
-            continue
+            text = ""
+        lines = text[:text.rfind("\n") + 1].splitlines()   # whole lines only
         for line in lines[seen:]:
             done, cycles = line.split()
             print(f"  RTL: run {done} finished ({cycles} cycles)", file=progress, flush=True)
         seen = len(lines)
+        if stopping:
+            return
 
 
 def run_many_on_rtl(states, simulator=None, waves=None, progress=None):

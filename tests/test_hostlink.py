@@ -47,4 +47,5 @@ def test_icebreaker_link(seed, tmp_path):
         test_module=LINK_BENCH, simulator=simulator, testcase="compiled_network",
         extra_env=link_bench_env(board.core, seed, divisor, network=(64, 32, 10), report=report))
     phases = json.loads(report.read_text())["phases"]
-    assert set(phases) == {"upload", "input", "start, wait, counters", "readback"}
+    assert set(phases) == {"upload", "input", "start, wait, counters", "readback",
+                           "output readback"}

@@ -81,3 +81,20 @@ def test_missing_icarus_is_an_error_not_a_skip(monkeypatch):
 def test_unknown_simulator_is_refused():
     with pytest.raises(ValueError, match="verilator, icarus"):
         runner._prepare_simulator("modelsim")
+
+
+def test_progress_follower_prints_the_last_lines(tmp_path):
+    """Runs that finish between the follower's last look and the end of the simulation are
+    still reported (the last "run N" line used to be lost), and a half-written line is not."""
+    import io
+    import threading
+
+    from sim.rtlsim import _follow
+    progress = tmp_path / "progress"
+    progress.write_text("1 100\n2 200\n3 3")
+    stop = threading.Event()
+    stop.set()
+    out = io.StringIO()
+    _follow(progress, stop, out, 3)
+    assert out.getvalue().splitlines() == ["  RTL: run 1 finished (100 cycles)",
+                                           "  RTL: run 2 finished (200 cycles)"]
