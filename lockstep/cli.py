@@ -27,8 +27,11 @@ class UserError(Exception):
 
 
 def add_config_arguments(parser, board_help=None):
-    """``--board NAME``, and the flags of every CoreConfig field in an "advanced" group: each
-    defaults to the board's core with ``--board``, else to CoreConfig's own default."""
+    """``--board NAME``, and a flag for every CoreConfig field in an "advanced" group, with the
+    field's own description: each defaults to the board's core with ``--board``, else to
+    CoreConfig's own default."""
+    from dataclasses import fields
+
     from boards.catalog import BOARDS
     parser.add_argument("--board", help=board_help or (
         f"the core that board carries, at its clock: {', '.join(sorted(BOARDS))}"))
@@ -36,50 +39,15 @@ def add_config_arguments(parser, board_help=None):
     group = parser.add_argument_group(
         "advanced: the core's parameters", "Each one changes the core from --board's (or from "
         "the default core without --board); see rtl/config.py.")
-    for name, help_text in CONFIG_HELP:
-        group.add_argument("--" + name.replace("_", "-"), dest=name, type=int, default=None,
-                           help=f"{help_text} (default {getattr(defaults, name)})")
-    group.add_argument("--vec-lanes", dest="vec_lanes", type=int, default=None,
-                       help="vector unit lanes; fewer take several cycles per VEC row "
-                       "(default min(rows, cols))")
-    group.add_argument("--pool", action=argparse.BooleanOptionalAction, default=None,
-                       help="the window unit (POOL: depthwise convolution, pooling, residual "
-                       "add) on as many channels as the vector unit has lanes")
-    group.add_argument("--vec-lut", dest="vec_lut", action=argparse.BooleanOptionalAction,
-                       default=None, help="vector lanes multiply in logic rather than DSP blocks "
-                       "(3 cycles more)")
-    group.add_argument("--wgt-spram", dest="wgt_spram", action=argparse.BooleanOptionalAction,
-                       default=None, help="the weight SRAM in the iCE40UP5K's SPRAMs (8 x cols "
-                       "a multiple of 16 bits, wgt_depth of 16384 rows per SPRAM)")
-
-
-#: The help of each integer CoreConfig flag.
-CONFIG_HELP = (
-    ("rows", "array rows R (activation lanes)"),
-    ("cols", "array columns C (output channels in parallel)"),
-    ("act_depth", "activation SRAM rows"),
-    ("wgt_depth", "weight SRAM rows"),
-    ("acc_depth", "accumulator SRAM rows"),
-    ("qparam_depth", "requantisation parameter SRAM rows"),
-    ("prog_depth", "program SRAM instructions"),
-    ("vec_mult_cycles", "cycles per requantisation multiply: 1 (DSP multipliers) or 4, 8, 16, "
-     "32 (serial, in logic)"),
-    ("host_read_latency", "cycles per host port read: 2, 3 to register every SRAM output "
-     "before the word select, or 4 to decode each access into registers too (every access, "
-     "START included, a cycle later)"),
-    ("acc_write_latency", "registers between the accumulator add and its SRAM write: 0, or 1 "
-     "(a MATMUL's results land a cycle later)"),
-    ("decode_cycles", "cycles the sequencer decodes a word in: 1, or 2 (a run takes a cycle "
-     "more)"),
-    ("pe_stages", "pipeline stages of each PE, 2 to 5: registers for the multiplier's operands "
-     "and product (each a cycle more before a MATMUL's results land)"),
-    ("vec_read_latency", "cycles from a VEC step's SRAM reads to the vector unit: 2, or 3 to "
-     "register the SRAM rows first (a VEC's writes land a cycle later)"),
-    ("act_align", "activation windows start at multiples of this many bytes: 1 (any byte, the "
-     "default) up to a whole activation row"),
-    ("pool_line", "pixels per line the window unit's line buffers hold"),
-    ("patterns", "address pattern registers (SETP), 1 to 4; the window unit needs 3"),
-)
+    for f in fields(CoreConfig):
+        flag, help_text = "--" + f.name.replace("_", "-"), f.metadata["help"]
+        if f.type is bool or f.type == "bool":
+            group.add_argument(flag, dest=f.name, action=argparse.BooleanOptionalAction,
+                               default=None, help=help_text)
+        else:
+            default = "" if f.default is None else f" (default {getattr(defaults, f.name)})"
+            group.add_argument(flag, dest=f.name, type=int, default=None,
+                               help=help_text + default)
 
 
 def board_from_args(args):

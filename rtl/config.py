@@ -4,7 +4,7 @@ Nothing else in the project writes down an array size or an SRAM depth: the RTL,
 model, the compiler and the testbenches all take a :class:`CoreConfig`.
 """
 
-from dataclasses import asdict, dataclass, fields
+from dataclasses import asdict, dataclass, field, fields
 
 __all__ = ["CoreConfig", "ConfigError", "ACT_ADDR_BITS", "ACC_ADDR_BITS", "WGT_TILE_BITS",
            "COUNT_FIELD_BITS", "QADDR_FIELD_BITS", "GROUP_FIELD_BITS", "PATTERN_BITS",
@@ -93,124 +93,67 @@ def spram_banks(width, depth):
     return columns, rows
 
 
+def _param(default, help_text):
+    """A CoreConfig field with its description (``--help`` shows it too)."""
+    return field(default=default, metadata={"help": help_text})
+
+
 @dataclass(frozen=True)
 class CoreConfig:
-    """Parameters of one Lockstep core.
+    """Parameters of one Lockstep core. Each field's description is in its metadata
+    (:meth:`describe`), the one copy that the CLI's ``--help`` shows too. Why the timing
+    options exist and what they cost: docs/architecture.md, "Core parameters"."""
 
-    Parameters
-    ----------
-    rows : int
-        R, the array's rows: how many int8 activations (K values) enter per cycle. The
-        activation SRAM is R lanes wide.
-    cols : int
-        C, the array's columns: how many output channels (N values) are computed in parallel.
-        The weight SRAM is C lanes of int8 wide, the accumulator SRAM C lanes of int32.
-    act_depth : int
-        Rows of the activation SRAM, each :attr:`act_row_bytes` bytes (R rounded up to a power
-        of two, at least 4); a power of two, at most 2**17 bytes in all. Programs address it
-        in bytes (docs/isa.md).
-    wgt_depth, acc_depth : int
-        Rows of the weight SRAM (C int8 each; at most 4096 tiles of R rows) and of the
-        accumulator SRAM (C int32 each).
-    qparam_depth : int
-        Rows of the requantisation parameter SRAM; each row holds bias, multiplier and shift
-        for C output channels.
-    prog_depth : int
-        Instructions (64-bit words) the program SRAM holds.
-    vec_lanes : int or None
-        Requantisation lanes of the vector unit (each has a 32 x 32 multiplier: four DSP
-        multipliers). ``None`` means :attr:`lanes`, one VEC row per step. Fewer lanes take
-        ``lanes // vec_lanes`` steps per VEC row (:attr:`vec_steps`, a power of two), which
-        frees multipliers for the array: a 12 x 12 array and 12 lanes need 192 of the
-        LFE5U-85F's 156; with 3 lanes, 156.
-    vec_mult_cycles : int
-        K, cycles each vector lane spends on one 32 x 32 multiply: 1 (the default) is the
-        pipelined lane of four DSP multipliers; 4 to 32 (a power of two) is a lane that
-        multiplies serially in logic, 32 / K multiplier bits per cycle, and takes no DSP (on
-        the UP5K the array needs all eight). A VEC row then takes :attr:`vec_row_cycles` =
-        ``vec_steps * K`` cycles.
-    host_read_latency : int
-        Cycles from a host port read to its data (rtl/hostbus.py): 2 (the default) selects the
-        host's 32-bit word straight from the SRAM's output and registers it; 3 registers every
-        SRAM's output row first, then selects the word from those registers, so that a block
-        RAM's output goes straight into a flip-flop (an ECP5 at 100 MHz: the DP16KD's clock to
-        output is 5.6 ns of the 10). It costs a flip-flop per SRAM output bit. 4 decodes every
-        access into registers first, which act a cycle later: the SRAMs' write enables, address
-        and data come from flip-flops rather than from the address compares (the SRAM banks
-        are spread over the chip). The whole port is then a cycle late, writes and START
-        included (busy from the third cycle after the CTRL write), and keeps its order. About
-        a hundred flip-flops.
-    acc_write_latency : int
-        0 (the default): a MATMUL row's sum with its accumulator row is written in the cycle it
-        is added; 1: the sum is registered and written a cycle later, so that the add does not
-        drive the accumulator SRAM's data inputs (an ECP5 at 100 MHz). Each MATMUL's results
-        then land a cycle later (``isa.matmul_settle``), and the core keeps one more row of
-        sums for forwarding (C x 32 flip-flops).
-    decode_cycles : int
-        1 (the default): the sequencer checks an instruction word in one cycle; 2: each field's
-        compare is registered first and the checks are made of those registers a cycle later
-        (an ECP5 at 100 MHz). Each run then takes a cycle more (``isa.fetch_cycles``); it costs
-        about a hundred flip-flops.
-    pe_stages : int
-        2 (the default): each PE registers its product, then its sum; 3: the multiplier's
-        operands are registers of the PE too (the activation register that feeds the next PE
-        and a copy of the active weight); 4: the product is registered twice; 5: the operands
-        are registered twice as well (rtl/pe.py). Each register on its own lets the placer put
-        it beside a multiplier that is far from its PE (an ECP5 whose DSPs are all in use), so
-        that no cycle has a long route on both sides of the multiplier. Each stage delays the
-        array's results a cycle (``isa.array_latency``, so each MATMUL's results land a cycle
-        later: ``isa.matmul_settle``) and costs 8 or 16 flip-flops per PE.
-    vec_read_latency : int
-        2 (the default): a DSP vector unit's input register takes the lane select of the
-        accumulator SRAM's output row, and the parameter SRAMs' outputs, straight from the
-        block RAMs; 3: those rows are registered first (the accumulator row's register is the
-        one the matrix path reads through anyway), so that a block RAM's clock-to-output is
-        not in front of the select (an ECP5 at 100 MHz). Each VEC's writes land a cycle later
-        (``isa.vec_pipeline_depth``). Needs ``vec_mult_cycles`` = 1: a serial lane takes the
-        SRAM outputs directly.
-    act_align : int
-        The activation windows that MATMUL and POOL read start at multiples of this many bytes
-        (a power of two up to :attr:`act_row_bytes`; lower address bits are ignored). 1 (the
-        default): any byte, which takes a byte rotator of 2 x act_row_bytes to R and a cycle
-        (``isa.act_read_latency``); :attr:`act_row_bytes`: whole rows, read without either.
-    pool : bool
-        Whether the core has the window unit (POOL and SETW: depthwise convolution, pooling,
-        the residual add; rtl/window.py). It needs a vector unit of :attr:`lanes` DSP lanes.
-    pool_line : int
-        The longest line (pixels) the window unit's line buffers hold.
-    patterns : int
-        Address-pattern registers (SETP) the core has, 1 to 4 (the window unit needs 3); each
-        costs about fifty flip-flops.
-    vec_lut : bool
-        The vector lanes' 32 x 32 products are adder trees in logic instead of DSP multipliers
-        (a core whose DSPs all serve the array): ``isa.LUT_PRODUCT_EXTRA`` cycles more.
-    wgt_spram : bool
-        The weight SRAM is made of the iCE40UP5K's SB_SPRAM256KA (16,384 x 16 bits each, four
-        on the part; rtl/wgtmem.py) rather than block RAM: 8 x ``cols`` bits must be a
-        multiple of 16 and ``wgt_depth`` a multiple of 16,384. Same timing; the contents after
-        configuration are undefined rather than zero.
-    """
+    rows: int = _param(8, "R, the array's rows: int8 activations (K values) entering per cycle; "
+                          "the activation SRAM is R lanes wide")
+    cols: int = _param(8, "C, the array's columns: output channels (N values) in parallel; the "
+                          "weight SRAM is C int8 lanes, the accumulator SRAM C int32 lanes")
+    act_depth: int = _param(1024, "activation SRAM rows of act_row_bytes bytes (R rounded up to "
+                                  "a power of two, at least 4); a power of two, at most 2**17 "
+                                  "bytes in all")
+    wgt_depth: int = _param(1024, "weight SRAM rows of C int8 (at most 4096 tiles of R rows)")
+    acc_depth: int = _param(512, "accumulator SRAM rows of C int32")
+    qparam_depth: int = _param(64, "requantisation parameter SRAM rows (bias, multiplier and "
+                                   "shift of C channels each)")
+    prog_depth: int = _param(512, "program SRAM instructions (64-bit words)")
+    vec_lanes: int = _param(None, "vector unit lanes (default min(rows, cols)); fewer take "
+                                  "min(rows, cols) / vec_lanes steps per VEC row")
+    vec_mult_cycles: int = _param(1, "cycles per requantisation multiply: 1 (four DSP "
+                                     "multipliers per lane) or 4, 8, 16, 32 (serial, in logic, "
+                                     "no DSP); a VEC row takes vec_steps x this")
+    host_read_latency: int = _param(2, "cycles per host port read: 2; 3 registers every SRAM "
+                                       "output first; 4 also decodes each access into "
+                                       "registers (every access, START included, a cycle "
+                                       "later)")
+    acc_write_latency: int = _param(0, "registers between the accumulator add and its SRAM "
+                                       "write: 0, or 1 (a MATMUL's results land a cycle later)")
+    decode_cycles: int = _param(1, "cycles the sequencer decodes a word in: 1, or 2 (each "
+                                   "field's compare registered first; a run takes a cycle "
+                                   "more)")
+    pe_stages: int = _param(2, "pipeline stages of each PE, 2 to 5: registers for the "
+                               "multiplier's operands and product (each delays a MATMUL's "
+                               "results a cycle)")
+    vec_read_latency: int = _param(2, "cycles from a VEC step's SRAM reads to the vector unit: "
+                                      "2, or 3 to register the SRAM rows first (a VEC's writes "
+                                      "land a cycle later; DSP lanes only)")
+    act_align: int = _param(1, "MATMUL and POOL windows start at multiples of this many bytes: "
+                               "1 (any byte: a byte rotator and a cycle) up to act_row_bytes "
+                               "(whole rows)")
+    pool: bool = _param(False, "the window unit (POOL, SETW: depthwise convolution, pooling, "
+                               "residual add) on as many channels as the vector unit has lanes")
+    pool_line: int = _param(64, "pixels per line the window unit's line buffers hold")
+    vec_lut: bool = _param(False, "vector lanes multiply in logic rather than DSP blocks "
+                                  "(isa.LUT_PRODUCT_EXTRA cycles more)")
+    patterns: int = _param(4, "address pattern registers (SETP), 1 to 4; the window unit "
+                              "needs 3")
+    wgt_spram: bool = _param(False, "the weight SRAM in the iCE40UP5K's SB_SPRAM256KA (16,384 "
+                                    "x 16 bits each): 8 x cols a multiple of 16, wgt_depth of "
+                                    "16,384 per SPRAM; undefined after configuration")
 
-    rows: int = 8
-    cols: int = 8
-    act_depth: int = 1024
-    wgt_depth: int = 1024
-    acc_depth: int = 512
-    qparam_depth: int = 64
-    prog_depth: int = 512
-    vec_lanes: int = None
-    vec_mult_cycles: int = 1
-    host_read_latency: int = 2
-    acc_write_latency: int = 0
-    decode_cycles: int = 1
-    pe_stages: int = 2
-    vec_read_latency: int = 2
-    act_align: int = 1
-    pool: bool = False
-    pool_line: int = 64
-    vec_lut: bool = False
-    patterns: int = 4
-    wgt_spram: bool = False
+    @classmethod
+    def describe(cls, name):
+        """The description of parameter ``name``."""
+        return next(f.metadata["help"] for f in fields(cls) if f.name == name)
 
     def __post_init__(self):
         if self.vec_lanes is None and isinstance(self.rows, int) and isinstance(self.cols, int):
