@@ -33,9 +33,10 @@ def test_linked_core(simulator, seed):
 def test_icebreaker_link(seed, tmp_path):
     """The board-in-simulation bench of the iCEBreaker: its exact core (SPRAM weights, serial
     vector lane) behind its link at the board's baud rate and clock, running the demo MLP's
-    shape (64-32-10) compiled for it. Verilator only: the first upload alone is 6.4 million
-    clock cycles (every word of the 16,384-row weight SRAM); test_linked_core takes the link
-    through Icarus, and test_core the iCEBreaker's core."""
+    shape (64-32-10) compiled for it as the board backend runs it: the model once, then
+    inputs in and outputs out. Verilator only: the first run alone is 1.1 million clock cycles
+    (the upload, and the whole activation and accumulator SRAMs read back); test_linked_core
+    takes the link through Icarus, and test_core the iCEBreaker's core."""
     simulator = "verilator"
     board = get_board("icebreaker")
     divisor = board.uart_divisor
