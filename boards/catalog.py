@@ -128,7 +128,7 @@ BOARDS = {
         # nextpnr's electrostatic placer, not HeAP (the default): HeAP packs the core into a
         # corner, far from most of the DSPs, and with the operands in the DSPs' input registers
         # its placements did not route; this one spreads the PEs to their DSPs and routes the
-        # 12x12 in minutes (docs/benchmarks.md, "The ECP5 at 100 MHz").
+        # 12x12.
         pnr_opts="--placer static",
         programmers=(("openFPGALoader", "-b", "ulx3s"),)),
 }

@@ -17,9 +17,8 @@ __all__ = ["SystolicArray", "MULTIPLIERS", "AUTO_MULTIPLIER", "systolic_latency"
 
 #: What "auto" means for the array on each FPGA family. An ECP5 gets MULT18X18D instances with
 #: the operands in the DSPs' input registers, so that the long routes between the PEs' registers
-#: and the DSP rows spread over the die have cycles of their own. nextpnr's HeAP placer packed
-#: such a 12 x 12 core too densely to route; its electrostatic placer (``--placer static``, the
-#: ULX3S build's) routes it (the figures: docs/benchmarks.md, "The ECP5 at 100 MHz").
+#: and the DSP rows spread over the die have cycles of their own (the ULX3S build also places
+#: with nextpnr's ``--placer static``: boards/catalog.py).
 AUTO_MULTIPLIER = {"ice40": "sb_mac16", "ecp5": "mult18x18d"}
 
 

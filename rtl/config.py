@@ -33,7 +33,7 @@ LINE_FIELD_BITS = 12
 MAX_LANES = 64
 #: Cycles a vector lane may take per multiply: 1 (DSP multipliers) or 32 / bits per cycle (at
 #: least 4, so that a result's tag and parameters can be read from a register that the next
-#: input overwrites only K cycles later).
+#: input overwrites only that many cycles later).
 MULT_CYCLES_CHOICES = (1, 4, 8, 16, 32)
 #: Cycles a host read may take (rtl/hostbus.py): the SRAM read and the word's register beside
 #: the SRAMs, or with 3 a register for every SRAM's output row between them, or with 4 that and

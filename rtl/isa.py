@@ -115,25 +115,29 @@ def _layout(*fields):
     return tuple(out)
 
 
-A, C, T, N, Q, G, P = (ACT_ADDR_BITS, ACC_ADDR_BITS, WGT_TILE_BITS, COUNT_FIELD_BITS,
-                       QADDR_FIELD_BITS, GROUP_FIELD_BITS, PATTERN_BITS)
-
+# Each field's width comes from rtl/config.py, where the configuration's limits are checked
+# against it.
 FIELDS = {
     Op.HALT: (),
     Op.WAIT: _layout(("cycles", WAIT_FIELD_BITS)),
-    Op.LOADW: _layout(("wgt_tile", T)),
-    Op.MATMUL: _layout(("act_addr", A), ("acc_addr", C), ("wgt_tile", T), ("m", N),
-                       ("swap", 1), ("accumulate", 1), ("preload", 1), ("pattern", P)),
-    Op.VEC: _layout(("acc_addr", C), ("act_addr", A), ("m", N), ("q_addr", Q), ("group", G),
-                    ("pattern", P)),
+    Op.LOADW: _layout(("wgt_tile", WGT_TILE_BITS)),
+    Op.MATMUL: _layout(("act_addr", ACT_ADDR_BITS), ("acc_addr", ACC_ADDR_BITS),
+                       ("wgt_tile", WGT_TILE_BITS), ("m", COUNT_FIELD_BITS), ("swap", 1),
+                       ("accumulate", 1), ("preload", 1), ("pattern", PATTERN_BITS)),
+    Op.VEC: _layout(("acc_addr", ACC_ADDR_BITS), ("act_addr", ACT_ADDR_BITS),
+                    ("m", COUNT_FIELD_BITS), ("q_addr", QADDR_FIELD_BITS),
+                    ("group", GROUP_FIELD_BITS), ("pattern", PATTERN_BITS)),
     Op.SETQ: _layout(("zero_point", 8, True), ("clamp_min", 8, True), ("clamp_max", 8, True)),
-    Op.SETP: _layout(("index", P), ("count", LINE_FIELD_BITS), ("step", A), ("line", A),
-                     ("lanes", LANES_BITS)),
-    Op.FILL: _layout(("act_addr", A), ("m", N), ("value", 8, True), ("pattern", P)),
-    Op.POOL: _layout(("act_addr", A), ("out_addr", A), ("m", N), ("q_addr", Q), ("pattern", P),
-                     ("out_pattern", P)),
+    Op.SETP: _layout(("index", PATTERN_BITS), ("count", LINE_FIELD_BITS),
+                     ("step", ACT_ADDR_BITS), ("line", ACT_ADDR_BITS), ("lanes", LANES_BITS)),
+    Op.FILL: _layout(("act_addr", ACT_ADDR_BITS), ("m", COUNT_FIELD_BITS), ("value", 8, True),
+                     ("pattern", PATTERN_BITS)),
+    Op.POOL: _layout(("act_addr", ACT_ADDR_BITS), ("out_addr", ACT_ADDR_BITS),
+                     ("m", COUNT_FIELD_BITS), ("q_addr", QADDR_FIELD_BITS),
+                     ("pattern", PATTERN_BITS), ("out_pattern", PATTERN_BITS)),
     Op.SETW: _layout(("kind", 3), ("kh", 2), ("kw", 2), ("stride", 1), ("line", LINE_FIELD_BITS),
-                     ("zp_a", 8, True), ("zp_b", 8, True), ("aux", A), ("aux_pattern", P)),
+                     ("zp_a", 8, True), ("zp_b", 8, True), ("aux", ACT_ADDR_BITS),
+                     ("aux_pattern", PATTERN_BITS)),
 }
 
 for _op, _fields in FIELDS.items():

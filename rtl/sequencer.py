@@ -248,7 +248,7 @@ class Sequencer(wiring.Component):
         # -- (predecode the word register: its compares, opcode and cost, into registers) -------
         # -- decode: the checks and what the execute registers need ------------------------------
         # With two decode cycles, neither a field's compare nor the OR of the checks behind it
-        # shares a cycle with the other (docs/benchmarks.md, "The ECP5 at 100 MHz").
+        # shares a cycle with the other (docs/architecture.md, "Core parameters").
         d_op, d_terms, d_cost = self._decode(m, word, dpc)
         if cfg.decode_cycles == 2:
             p_word = Signal(isa.INSTR_BITS)

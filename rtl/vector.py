@@ -146,25 +146,26 @@ class VectorUnit(wiring.Component):
         m = Module()
 
         # The full product of each lane, the input of stage 4 (a serial unit adds SRDHM's 2**30).
-        s2 = Signal(data.StructLayout({
+        full_product = Signal(data.StructLayout({
             "prod": data.ArrayLayout(signed(64), self.lanes),
             "saturate": data.ArrayLayout(unsigned(1), self.lanes),
             "side": self._side,
         }), reset_less=True)
         if self.mult_cycles == 1 and self.lut:
-            s2_valid = self._lut_product(m, s2)
+            full_product_valid = self._lut_product(m, full_product)
         elif self.mult_cycles == 1:
             # (An iCE40's SB_MAC16s serve the array; its vector lanes multiply serially.)
             kind = multiplier_kind(self.multiplier, platform, {"ecp5": "mult18x18d"})
-            s2_valid = self._dsp_product(m, s2, kind == "mult18x18d")
+            full_product_valid = self._dsp_product(m, full_product, kind == "mult18x18d")
         else:
-            s2_valid = self._serial_product(m, s2)
-        # Stages 4 to 6 follow s2: valid bits for them, the only other bits with a reset.
+            full_product_valid = self._serial_product(m, full_product)
+        # Stages 4 to 6 follow full_product: valid bits for them, the only other bits with a
+        # reset.
         post = Signal(3)
-        m.d.sync += post.eq(Cat(s2_valid, post[:-1]))
+        m.d.sync += post.eq(Cat(full_product_valid, post[:-1]))
         m.d.comb += [
             self.o.valid.eq(post[-1]),
-            self.o.payload.eq(self._round_shift_clamp(m, s2)),
+            self.o.payload.eq(self._round_shift_clamp(m, full_product)),
         ]
         return m
 
@@ -173,10 +174,11 @@ class VectorUnit(wiring.Component):
         register) into the side register ``dst``."""
         return [getattr(dst, name).eq(getattr(src, name)) for name, _ in self._side]
 
-    def _dsp_product(self, m, s2, instances):
-        """Stages 1 to 3 with four DSP multipliers per lane: s2 three cycles after the input.
-        ``instances``: ECP5 MULT18X18Ds whose input registers load stage 1's results (rather
-        than inferred multipliers behind the s1 registers). Returns the valid bit of s2."""
+    def _dsp_product(self, m, full_product, instances):
+        """Stages 1 to 3 with four DSP multipliers per lane: ``full_product`` three cycles after
+        the input. ``instances``: ECP5 MULT18X18Ds whose input registers load stage 1's results
+        (rather than inferred multipliers behind the s1 registers). Returns the valid bit of
+        ``full_product``."""
         valid = Signal(3)
         m.d.sync += valid.eq(Cat(self.i.valid, valid[:2]))
         s1 = Signal(data.StructLayout({
@@ -196,7 +198,7 @@ class VectorUnit(wiring.Component):
         p = self.i.payload
         # Data registers load every cycle, valid or not: gating them would only add enables.
         m.d.sync += self._load_side(s1.side, p)
-        m.d.sync += [partials.side.eq(s1.side), s2.side.eq(partials.side)]
+        m.d.sync += [partials.side.eq(s1.side), full_product.side.eq(partials.side)]
 
         for j in range(self.lanes):
             # Stage 1: the 33-bit sum is truncated to 32 bits, i.e. wrapped.
@@ -223,16 +225,16 @@ class VectorUnit(wiring.Component):
 
             # Stage 3: the full product (|x * mult| <= 2**62 fits signed(64)).
             m.d.sync += [
-                s2.prod[j].eq((partials.hh[j] << 32)
+                full_product.prod[j].eq((partials.hh[j] << 32)
                               + ((partials.hl[j] + partials.lh[j]) << 16)
                               + partials.ll[j]),
-                s2.saturate[j].eq(partials.saturate[j]),
+                full_product.saturate[j].eq(partials.saturate[j]),
             ]
         return valid[2]
 
-    def _lut_product(self, m, s2):
+    def _lut_product(self, m, full_product):
         """Stage 1, then the 64-bit product as an adder tree in logic (32 partial products,
-        one level of adds a cycle: five): s2 six cycles after the input."""
+        one level of adds a cycle: five): full_product six cycles after the input."""
         levels = 5
         valid = Signal(1 + levels)
         m.d.sync += valid.eq(Cat(self.i.valid, valid[:-1]))
@@ -247,23 +249,23 @@ class VectorUnit(wiring.Component):
             product, used = reduce_tree(m, partial_products(x[j], mult[j]),
                                         lambda a, b: a + b, signed(64), f"lp{j}")
             assert used == levels
-            m.d.comb += s2.prod[j].eq(product)
+            m.d.comb += full_product.prod[j].eq(product)
             saturate = (x[j] == INT32_MIN) & (mult[j] == INT32_MIN)
             for stage in range(levels):
                 reg = Signal(name=f"lsat{j}_{stage}", reset_less=True)
                 m.d.sync += reg.eq(saturate)
                 saturate = reg
-            m.d.comb += s2.saturate[j].eq(saturate)
+            m.d.comb += full_product.saturate[j].eq(saturate)
         for stage in range(levels):
             reg = Signal(self._side, name=f"lside{stage}", reset_less=True)
             m.d.sync += reg.eq(side)
             side = reg
-        m.d.comb += s2.side.eq(side)
+        m.d.comb += full_product.side.eq(side)
         return valid[-1]
 
-    def _serial_product(self, m, s2):
-        """Stage 1 and a K-cycle shift-and-add multiply per lane, in logic: s2 K + 1 cycles after
-        the input. Returns the valid bit of s2."""
+    def _serial_product(self, m, full_product):
+        """Stage 1 and a K-cycle shift-and-add multiply per lane, in logic: ``full_product``
+        K + 1 cycles after the input. Returns the valid bit of ``full_product``."""
         k = self.mult_cycles
         b = 32 // k                  # multiplier bits per cycle
         p = self.i.payload
@@ -272,9 +274,9 @@ class VectorUnit(wiring.Component):
         running = Signal()           # reset: a multiply in flight is dropped
         count = Signal(range(k))
         last = Signal()              # the K-th multiply cycle: the top digit, which is signed
-        s2_valid = Signal()
+        full_product_valid = Signal()
         # last = running & (count == K - 1), decided a cycle ahead (it drives the adders).
-        m.d.sync += [count.eq(count + 1), s2_valid.eq(last),
+        m.d.sync += [count.eq(count + 1), full_product_valid.eq(last),
                      last.eq(~self.i.valid & running & (count == k - 2))]
         with m.If(self.i.valid):
             m.d.sync += [running.eq(1), count.eq(0)]
@@ -288,7 +290,7 @@ class VectorUnit(wiring.Component):
         with m.If(self.i.valid):
             m.d.sync += self._load_side(side, p)
         with m.If(last):
-            m.d.sync += s2.side.eq(side)
+            m.d.sync += full_product.side.eq(side)
 
         for j in range(self.lanes):
             x = Signal(signed(32), name=f"x{j}", reset_less=True)
@@ -323,14 +325,15 @@ class VectorUnit(wiring.Component):
             m.d.sync += [
                 low.eq(Cat(low[b:], step[:b])),
                 # Only read after the K-th multiply cycle, like the saturation test.
-                s2.prod[j].eq(Cat(low, step)[:64].as_signed()),
-                s2.saturate[j].eq((x == INT32_MIN) & mult_min),
+                full_product.prod[j].eq(Cat(low, step)[:64].as_signed()),
+                full_product.saturate[j].eq((x == INT32_MIN) & mult_min),
             ]
-        return s2_valid
+        return full_product_valid
 
-    def _round_shift_clamp(self, m, s2):
-        """Stages 4 to 6 from the product register ``s2``; returns the output: the stage 6
-        register, and the tag from a register (its own, or the serial unit's s2)."""
+    def _round_shift_clamp(self, m, full_product):
+        """Stages 4 to 6 from the product register ``full_product``; returns the output: the
+        stage 6 register, and the tag from a register (its own, or the serial unit's
+        ``full_product``)."""
         s3 = Signal(data.StructLayout({
             "y": data.ArrayLayout(signed(33), self.lanes),
             "side": self._side,
@@ -339,14 +342,15 @@ class VectorUnit(wiring.Component):
         if self.mult_cycles == 1:
             # The shifted values' stage carries what the last stage still needs.
             s5_side = Signal(self._side, reset_less=True)
-            m.d.sync += [s3.side.eq(s2.side), s5_side.eq(s3.side), s4.tag.eq(s5_side.tag)]
+            m.d.sync += [s3.side.eq(full_product.side), s5_side.eq(s3.side),
+                         s4.tag.eq(s5_side.tag)]
             out = s4
         else:
-            # s2.side holds until the next product, K >= 4 cycles on: no copies needed.
-            m.d.comb += s3.side.eq(s2.side)
-            s5_side = s2.side
+            # full_product.side holds until the next product, K >= 4 cycles on: no copies needed.
+            m.d.comb += s3.side.eq(full_product.side)
+            s5_side = full_product.side
             out = Signal.like(s4)
-            m.d.comb += [out.data.eq(s4.data), out.tag.eq(s2.side.tag)]
+            m.d.comb += [out.data.eq(s4.data), out.tag.eq(full_product.side.tag)]
 
         for j in range(self.lanes):
             # Stage 4, SRDHM: gemmlowp computes (ab + nudge) / 2**31 truncating toward zero, with
@@ -357,10 +361,12 @@ class VectorUnit(wiring.Component):
             # for both signs. Unless saturating, the result fits int32: its low 32 bits are it.
             high = Signal(signed(32), name=f"high{j}")
             # (A serial unit's product register already holds ab + 2**30.)
-            nudged = s2.prod[j] + (1 << 30) if self.mult_cycles == 1 else s2.prod[j]
+            nudged = full_product.prod[j]
+            if self.mult_cycles == 1:
+                nudged = nudged + (1 << 30)
             m.d.comb += high.eq(nudged >> 31)
-            x = Mux(s2.saturate[j], INT32_MAX, high)
-            x_negative = ~s2.saturate[j] & high[31]
+            x = Mux(full_product.saturate[j], INT32_MAX, high)
+            x_negative = ~full_product.saturate[j] & high[31]
 
             # Still stage 4: the rounding of RoundingDivideByPOT, moved ahead of its shift so that
             # stage 5 is only a shift (one lane alone on an LFE5U-85F, when the shift, the add and
@@ -369,7 +375,7 @@ class VectorUnit(wiring.Component):
             # to floor(x / 2**s) when x mod 2**s > 2**(s-1) - 1 + (x < 0). For s >= 1 that is
             # floor((x + c) / 2**s) with c = 2**(s-1) - (x < 0), as 0 <= c < 2**s; for s = 0 it
             # is x, i.e. c = 0. x + c lies in [-2**31, 2**31 + 2**30): 33 bits.
-            shift = s2.side.shift[j]
+            shift = full_product.side.shift[j]
             half = Signal(unsigned(31), name=f"half{j}")   # 2**(s-1), or 0 for s = 0
             m.d.comb += half.eq((1 << shift) >> 1)
             m.d.sync += s3.y[j].eq(x + half - (x_negative & (shift != 0)))
