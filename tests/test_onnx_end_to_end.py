@@ -197,9 +197,13 @@ def test_cli_refuses_a_compiled_program_for_another_core(onnx_file, tmp_path):
                         str(out), *args)
         assert done.returncode == 2 and message in done.stderr, done.stderr
         assert len(done.stderr.strip().splitlines()) == 1 and not out.exists()
+    # The command of the README: compiled for the board, run on the RTL of its core.
     done = lockstep("run", str(program), "--board", "ulx3s-85f", "--input",
-                    str(tmp_path / "x.npy"), "--output", str(out), "--json")
-    assert done.returncode == 0 and json.loads(done.stdout)["board"] == "ulx3s-85f"
+                    str(tmp_path / "x.npy"), "--output", str(out), "--backend", "sim", "--json")
+    assert done.returncode == 0, done.stderr
+    summary = json.loads(done.stdout)
+    assert summary["board"] == "ulx3s-85f" and (summary["rows"], summary["cols"]) == (12, 12)
+    assert summary["measured_cycles"] == [summary["predicted_cycles"]] and out.is_file()
 
 
 def _damage(program, tmp_path):
