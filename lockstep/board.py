@@ -78,8 +78,8 @@ class BoardConnection:
         began = time.perf_counter()
         loaded = client.perform(load_needed(client.protocol, state, self.held, needs))
         loaded_at = time.perf_counter()
+        after_run(self.held, needs)    # before START: if START fails, the core may have run
         client.start()
-        after_run(self.held, needs)
         status = client.wait(timeout)
         counters = client.read_words(client.protocol.map.reg(Reg.CYCLES), 4)   # ..ERR_PC
         ran_at = time.perf_counter()
