@@ -48,12 +48,12 @@ class AccumulatorPath(wiring.Component):
     write : Out(stream.Signature(acc_write_layout(C), always_ready=True))
         The accumulator SRAM write: the row and its sum.
 
-    Timing: a row issued in cycle s leaves the array in W = s + ``latency``; its accumulator row
-    is read in W - 3 and the read's data registered in W - 1; the sum is made in W and written
-    in W + ``cfg.acc_write_latency``. The sums of the rows issued in the 3 + acc_write_latency
-    cycles before it are not in what the read saw: each one whose row is the same replaces the
-    read (the newest wins), so that back-to-back rows may accumulate into one row without a
-    stall. One row per cycle, no back-pressure.
+    Timing: a row issued in cycle s leaves the array in cycle E = s + ``latency``; its
+    accumulator row is read in E - 3 and the read's data registered in E - 1; the sum is made
+    in E and written in E + ``cfg.acc_write_latency``. The sums of the rows issued in the
+    3 + acc_write_latency cycles before it are not in what the read saw: each one whose row is
+    the same replaces the read (the newest wins), so that back-to-back rows may accumulate into
+    one row without a stall. One row per cycle, no back-pressure.
     """
 
     def __init__(self, cfg, latency):
@@ -76,13 +76,13 @@ class AccumulatorPath(wiring.Component):
         y = self.y
 
         # The accumulator row is read three cycles before the array's result comes out (cycle
-        # W), and the SRAM's output goes straight into a register (a block RAM's output is slow,
+        # E), and the SRAM's output goes straight into a register (a block RAM's output is slow,
         # and its banks are spread over the chip). With ``cfg.acc_write_latency`` = 1 the sum is
         # registered and written a cycle later, so that the add does not drive the SRAM's data
-        # inputs either. The sums of W - 3 - L .. W - 1 (L = acc_write_latency) are not in what
-        # that read saw (the write of W - 3 - L's sum is in the read's own cycle): each one's
+        # inputs either. The sums of E - 3 - L .. E - 1 (L = acc_write_latency) are not in what
+        # that read saw (the write of E - 3 - L's sum is in the read's own cycle): each one's
         # address is compared with the row's, the result registered, and the newest hit's sum
-        # replaces the read (those before W - 1 in W - 1, W - 1's in W, where it is the sum
+        # replaces the read (those before E - 1 in E - 1, E - 1's in E, where it is the sum
         # register itself, as in an accumulator). Every select comes from a register, and the
         # read port is a plain one (a transparent one compares addresses on the path).
         acc_lag = self.cfg.acc_write_latency
@@ -90,28 +90,28 @@ class AccumulatorPath(wiring.Component):
                                self.issue.payload.acc_addr), self.latency - 3, "acc_tag")
         tag_valid, tag_accumulate, tag_addr = tag[0], tag[1], tag[2:]
         m.d.comb += [self.read.valid.eq(tag_valid), self.read.payload.eq(tag_addr)]
-        row_addr = {3: tag_addr}                    # the row's address in cycle W - k
+        row_addr = {3: tag_addr}                    # the row's address in cycle E - k
         for k in (2, 1, 0):
             row_addr[k] = delay(m, row_addr[k + 1], 1, f"acc_addr_w{k}")
-        next_accumulate = delay(m, tag_accumulate, 2, "acc_next_acc")    # in W - 1
-        sum_reg = Signal(32 * cols, name="acc_sum", reset_less=True)      # the sum of W - 1
-        # The sum of W - j as it is in W - 1 (j >= 2), and the write port's address and valid.
+        next_accumulate = delay(m, tag_accumulate, 2, "acc_next_acc")    # in E - 1
+        sum_reg = Signal(32 * cols, name="acc_sum", reset_less=True)      # the sum of E - 1
+        # The sum of E - j as it is in E - 1 (j >= 2), and the write port's address and valid.
         older = {2: sum_reg}
         for j in range(3, 4 + acc_lag):
             older[j] = delay(m, older[j - 1], 1, f"acc_sum{j - 1}", reset_less=True)
         wr_addr = delay(m, row_addr[0], acc_lag, "acc_wr_addr")
         wr_valid = delay(m, y.valid, acc_lag, "acc_wr_valid")
-        hit = {}                                    # "the sum of W - j is for the same row"
-        for j in (1, 2, 3):                         # compared in W - j
+        hit = {}                                    # "the sum of E - j is for the same row"
+        for j in (1, 2, 3):                         # compared in E - j
             hit[j] = Signal(name=f"acc_hit_{j}")
             m.d.sync += hit[j].eq(y.valid & (row_addr[0] == row_addr[j])
                                   & (next_accumulate if j == 1 else 1))
-        if acc_lag:                                 # compared in W - 3, as it is written
+        if acc_lag:                                 # compared in E - 3, as it is written
             hit[4] = Signal(name="acc_hit_4")
             m.d.sync += hit[4].eq(wr_valid & (wr_addr == row_addr[3]))
-        for j in range(3, 4 + acc_lag):             # seen in W - 1, like hit[2]
+        for j in range(3, 4 + acc_lag):             # seen in E - 1, like hit[2]
             hit[j] = delay(m, hit[j], 1, f"acc_hit_{j}")
-        read_row = delay(m, self.read_data, 1, "acc_read", reset_less=True)     # seen in W - 1
+        read_row = delay(m, self.read_data, 1, "acc_read", reset_less=True)     # seen in E - 1
         m.d.comb += self.read_row.eq(read_row)
         forwarded = read_row
         for j in reversed(range(2, 4 + acc_lag)):   # the newest hit wins

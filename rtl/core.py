@@ -40,8 +40,8 @@ class LockstepCore(wiring.Component):
 
     * MATMUL row i issued in cycle s+i: activation read in s+i, array input (its register) in
       s+i+1, first PE in s+i+2 (``isa.READ_LATENCY``), array output and accumulator add in
-      W = s+i+2+``isa.array_latency``, the sum's write in W + ``cfg.acc_write_latency``
-      (``isa.matmul_settle``), the accumulator row read in W-3 (rtl/accpath.py);
+      E = s+i+2+``isa.array_latency``, the sum's write in E + ``cfg.acc_write_latency``
+      (``isa.matmul_settle``), the accumulator row read in E-3 (rtl/accpath.py);
     * VEC step j (row j // vec_steps) issued in cycle s+j*K (K = ``cfg.vec_mult_cycles``):
       accumulator and parameter read in s+j*K, lane select, vector unit input in s+j*K+2
       (s+j*K+3 with ``cfg.vec_read_latency`` = 3, s+j*K+1 for a serial unit), activation
