@@ -574,16 +574,12 @@ def build_parser():
                      help="YoWASP (pip) or system tools; auto prefers YoWASP (default auto)")
     bld.add_argument("--build-dir", help="build folder (default build/boards/BOARD, or "
                      "build/boards/BOARD-RxC[vL][sK][-peN] with a core of its own)")
-    bld.add_argument("--rows", type=int, help="array rows R instead of the board's own "
-                     "(the other core parameters are the board's)")
-    bld.add_argument("--cols", type=int, help="array columns C instead of the board's own")
-    bld.add_argument("--vec-lanes", type=int, help="vector unit lanes instead of the board's "
-                     "own (default with --rows/--cols: min(rows, cols))")
-    bld.add_argument("--vec-mult-cycles", type=int, help="cycles per requantisation multiply "
-                     "instead of the board's own: 1 (DSP) or 4, 8, 16, 32 (serial, in logic)")
-    bld.add_argument("--pe-stages", type=int, help="pipeline stages of each PE instead of the "
-                     "board's own: 2 (product, sum) to 5, each stage past 2 a register for the "
-                     "multiplier's operands or product (rtl/pe.py)")
+    shape = bld.add_argument_group(
+        "another array shape", "Each one replaces the board's own; the other core parameters "
+        "stay the board's (with --rows/--cols, --vec-lanes defaults to min(rows, cols)).")
+    for name in ("rows", "cols", "vec_lanes", "vec_mult_cycles", "pe_stages"):
+        shape.add_argument("--" + name.replace("_", "-"), dest=name, type=int,
+                           help=CoreConfig.describe(name))
     bld.set_defaults(func=cmd_build)
 
     fl = sub.add_parser("flash", help="program a board with its bitstream")

@@ -1,4 +1,5 @@
-"""`lockstep generate`: Verilog that both simulators build, and one-line refusals."""
+"""`lockstep generate`: Verilog that both simulators build, and one-line refusals; the
+command line's help texts and --version."""
 
 import shutil
 import subprocess
@@ -67,3 +68,26 @@ def test_version():
     done = lockstep("--version")
     assert done.returncode == 0, done.stderr
     assert done.stdout.startswith("lockstep ") and f"ISA version {VERSION}" in done.stdout
+
+
+def test_every_option_has_help_and_the_core_flags_share_the_configs_descriptions():
+    """No option without a help text (--backend, --simulator and demo --seed had none); build
+    lists the boards; each core flag's help is CoreConfig's own description of the field."""
+    import argparse
+    from dataclasses import fields
+
+    from boards.catalog import BOARDS
+    from lockstep.cli import build_parser
+    from rtl.config import CoreConfig
+    parser = build_parser()
+    commands = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction))
+    for name, sub in commands.choices.items():
+        for action in sub._actions:
+            if action.option_strings and action.dest != "help":
+                assert action.help, f"lockstep {name} {action.option_strings[0]} has no help"
+        flags = {a.dest: a.help for a in sub._actions}
+        for f in fields(CoreConfig):
+            if f.name in flags:
+                assert flags[f.name].startswith(CoreConfig.describe(f.name)), (name, f.name)
+    build_help = lockstep("build", "--help").stdout
+    assert all(board in build_help for board in BOARDS)
