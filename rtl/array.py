@@ -49,7 +49,8 @@ class SystolicArray(wiring.Component):
     Each PE has an active and a shadow weight. ``w`` writes a whole row of shadow weights. An
     input vector with ``swap`` set switches every PE to its shadow weight just before the vector
     reaches it, and is itself multiplied by the shadow weights: it is the first vector of a new
-    tile.
+    tile. ``clear`` zeroes every weight, shadow and active: START sets it, so that a run's
+    results depend only on its program and its SRAMs, never on the weights a previous run left.
 
     Parameters
     ----------
@@ -76,6 +77,9 @@ class SystolicArray(wiring.Component):
         Shadow weight writes: ``row`` (``ArrayLayout(signed(8), C)``) is written into the
         shadow registers of array row ``sel`` (``unsigned(max(1, (R - 1).bit_length()))``), all
         ``C`` columns, at the end of the cycle. ``sel`` must be below R.
+    clear : ``In(1)``
+        Set in cycle T (with no vector in flight): every shadow weight is 0 from the end of T,
+        and a swap mark presented in T + 1 copies those zeros into the active weights.
     y : ``Out(stream.Signature(ArrayLayout(signed(32), C), always_ready=True))``
         Results: ``y.payload[c] = sum(a.data[r] * W[r][c] for r in range(R))``, wrapping at
         32 bits, driven from registers.
@@ -101,11 +105,13 @@ class SystolicArray(wiring.Component):
     vector, so that no PE multiplexes its weight), copying the shadow weight of that cycle. A
     write to shadow row ``r`` in cycle ``t`` is seen by swaps in cycles after ``t``: to load the
     next tile without disturbing the current one, write row ``r`` in a cycle ``t`` with
-    ``T_swap + r + C - 1 <= t < T_next_swap + r``.
+    ``T_swap + r + C - 1 <= t < T_next_swap + r``. A ``clear`` in cycle T acts as a swap
+    presented in T + 1 behind a zeroed shadow: the first write after it to shadow row ``r`` must
+    come in cycle ``T + r + C`` or later.
 
     Registers outside the PEs: ``R (R + 1) / 2`` int8 input and skew registers, ``R`` valid and
-    ``R - 1`` swap bits shared by all rows, ``C (C - 1) / 2`` partial-sum de-skew registers and
-    one valid bit.
+    ``R - 1`` swap bits shared by all rows, ``C (C - 1) / 2`` partial-sum de-skew registers,
+    one valid bit and the clear's swap bit.
     """
 
     def __init__(self, rows, cols, multiplier="auto", pe_stages=2):
@@ -129,6 +135,7 @@ class SystolicArray(wiring.Component):
         super().__init__({
             "a": In(stream.Signature(a_layout, always_ready=True)),
             "w": In(stream.Signature(w_layout, always_ready=True)),
+            "clear": In(1),
             "y": Out(stream.Signature(data.ArrayLayout(PSUM_SHAPE, cols), always_ready=True)),
         })
 
@@ -160,8 +167,12 @@ class SystolicArray(wiring.Component):
         # same for every row, only later, so one delay line each serves all rows. The swap mark
         # of a valid vector enters row r one cycle before the vector does (depth r, not r + 1):
         # the PEs switch weights in the cycle before the tile's first vector reaches them.
+        # A clear is followed a cycle later by a swap mark of its own, which copies the cleared
+        # shadows into the active weights as it passes.
+        clear_swap = Signal()
+        m.d.sync += clear_swap.eq(self.clear)
         valid = [self.a.valid]
-        swap = [self.a.valid & self.a.payload.swap]
+        swap = [(self.a.valid & self.a.payload.swap) | clear_swap]
         for k in range(1, rows + 1):
             valid.append(Signal(name=f"skew_valid_{k}"))
             m.d.sync += valid[k].eq(valid[k - 1])
@@ -194,6 +205,7 @@ class SystolicArray(wiring.Component):
             m.d.comb += write.eq(self.w.valid & (self.w.payload.sel == r))
             for c in range(cols):
                 m.d.comb += [
+                    pe[r][c].clear.eq(self.clear),
                     pe[r][c].w.valid.eq(write),
                     pe[r][c].w.payload.eq(self.w.payload.row[c]),
                 ]

@@ -48,7 +48,9 @@ class LockstepCore(wiring.Component):
       write in s+j*K+``isa.vec_pipeline_depth`` (8 or 9 with K = 1; ``isa.vec_settle``;
       rtl/vecfeed.py);
     * weight loads: shadow row j written in s+C+j (rtl/loader.py, started in s, as the swap
-      switches PE[j][C-1] in s+C+j).
+      switches PE[j][C-1] in s+C+j);
+    * START in cycle x, taken while idle, zeroes the array's weights: the shadows at the end of
+      x, the active weights as a swap mark passes, PE[r][c] at the end of x+1+r+c.
 
     The blocks: the sequencer (rtl/sequencer.py), the host port (rtl/hostport.py), the weight
     loader and the array, the accumulator path (rtl/accpath.py) and the vector feed with the
@@ -155,6 +157,10 @@ class LockstepCore(wiring.Component):
             array.a.valid.eq(delay(m, mm.valid, to_array, "mm_valid")),
             array.a.payload.swap.eq(delay(m, mm.payload.swap, to_array, "mm_swap")),
             array.a.payload.data.eq(act.read_data),
+            # A START that the sequencer takes (it is idle) zeroes the weight registers, so a
+            # run never multiplies by what an earlier run loaded. The clear's swap has left
+            # shadow row j by x + j + C; the run's first load writes it isa.fetch_cycles later.
+            array.clear.eq(host.start & ~busy),
             act.host_row.eq(host.row), act.host_w_en.eq(host.act_w_en),
             act.host_w_data.eq(host.w_data),
         ]

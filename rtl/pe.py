@@ -59,7 +59,8 @@ class ProcessingElement(wiring.Component):
     register rather than a choice between two.
 
     The shadow weight is written from ``w`` at the end of every cycle in which ``w.valid`` is
-    set. A swap in the same cycle still copies the old shadow weight.
+    set, and cleared to 0 at the end of every cycle in which ``clear`` is (over a write). A swap
+    in the same cycle still copies the old shadow weight.
 
     Parameters
     ----------
@@ -95,6 +96,8 @@ class ProcessingElement(wiring.Component):
         product of the activation and its weight. Don't-care for an invalid activation.
     w : ``In(stream.Signature(signed(8), always_ready=True))``
         Shadow weight write.
+    clear : ``In(1)``
+        Clear the shadow weight (START: a swap mark behind it then clears the active one).
     mul_a, mul_b : ``Out(signed(8))``, only with ``external_product``
         The activation and the weight to multiply in this cycle.
     product : ``In(signed(16))``, only with ``external_product``
@@ -123,6 +126,7 @@ class ProcessingElement(wiring.Component):
             "psum_in": In(psum_shape),
             "psum_out": Out(psum_shape),
             "w": In(stream.Signature(WEIGHT_SHAPE, always_ready=True)),
+            "clear": In(1),
         }
         if external_product:
             members.update(mul_a=Out(ACT_SHAPE), mul_b=Out(WEIGHT_SHAPE),
@@ -174,6 +178,8 @@ class ProcessingElement(wiring.Component):
             m.d.sync += active.eq(shadow)
         with m.If(self.w.valid):
             m.d.sync += shadow.eq(self.w.payload)
+        with m.If(self.clear):
+            m.d.sync += shadow.eq(0)
 
         m.d.comb += [
             self.a_out.payload.data.eq(act),

@@ -335,7 +335,12 @@ def run(state, max_instructions=1_000_000, trace=False, access=None):
     (it was fetched and decoded while the one before ran); ``acc_settled`` / ``act_settled``
     the first cycle in which every earlier accumulator / activation write can be read;
     ``load_settled`` the first in which the weight loader has read its last row.
+
+    Like START on the RTL, a run begins by zeroing the weight registers (``shadow`` and
+    ``active``): its results depend only on the program and the SRAMs.
     """
+    state.shadow[:] = 0
+    state.active[:] = 0
     state.access = access
     try:
         return _run(state, max_instructions, trace)

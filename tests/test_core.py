@@ -101,7 +101,17 @@ def test_host_port(shape, simulator, seed):
     run_core_bench(bench_config(*shape), simulator, seed, "host_port")
 
 
-@pytest.mark.parametrize("testcase", ["random_programs", "host_port"])
+@pytest.mark.parametrize("shape", [(8, 8, None), (8, 8, 2, 1, FAST_CLOCK),
+                                   (4, 8, 2, 1, PE5_H3), (4, 4, 1, 32, ALIGNED)], ids=shape_id)
+def test_weights_cleared_at_start(shape, simulator, seed):
+    """Back to back on one simulated core: START zeroes the weight registers (the model's
+    ``run`` does too), so a program that multiplies without loading never sees the weights
+    that an earlier run left in the array, for each PE depth (2, 4 and 5 stages)."""
+    run_core_bench(bench_config(*shape), simulator, seed, "weights_cleared_at_start")
+
+
+@pytest.mark.parametrize("testcase", ["random_programs", "host_port",
+                                      "weights_cleared_at_start"])
 def test_icebreaker_board_core(simulator, seed, testcase):
     """The iCEBreaker's exact core: an 8 x 2 array, one serial lane, whole-row windows, and the
     weight SRAM in an SB_SPRAM256KA (rtl/wgtmem.py), simulated with Yosys' model of it."""

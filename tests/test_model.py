@@ -142,9 +142,9 @@ def test_patterns_wrap_around_the_activation_sram():
     cfg = CoreConfig(rows=4, cols=4, act_depth=8)         # 8 rows of 4 bytes: 32 bytes
     state = CoreState(cfg)
     state.act[:] = np.arange(32, dtype=np.int8).reshape(8, 4)
-    state.active[:] = np.eye(4, dtype=np.int8)              # the identity: copies windows
-    state.load_program([setp(1, count=2, step=5, line=30, lanes=4),
-                        isa.encode(isa.Op.MATMUL, act_addr=29, m=4, pattern=1), 0])
+    state.wgt[:4] = np.eye(4, dtype=np.int8)                # the identity: copies windows
+    state.load_program([setp(1, count=2, step=5, line=30, lanes=4), isa.encode(isa.Op.LOADW),
+                        isa.encode(isa.Op.MATMUL, act_addr=29, m=4, pattern=1, swap=1), 0])
     assert run(state).error == isa.Error.NONE
     windows = [[(a + i) % 32 for i in range(4)] for a in (29, 34, 59, 64)]
     assert np.array_equal(state.acc[:4], windows)

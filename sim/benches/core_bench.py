@@ -39,6 +39,46 @@ async def random_programs(dut):
     dut._log.info(f"{count} random programs matched the model (seed {seed})")
 
 
+@cocotb.test()
+async def weights_cleared_at_start(dut):
+    """A run depends only on its program and SRAMs: after a run that leaves random weights in
+    the array (active and shadow), programs that multiply without loading see zero weights,
+    on the RTL as in the model, with and without a swap."""
+    cfg = config_from_env()
+    seed, rng = _seeded("weights_cleared_at_start")
+    tb = CoreTB(dut, cfg)
+    await tb.reset()
+    m = min(4, cfg.acc_depth)
+    tiles = cfg.wgt_tiles
+
+    def matmul(**fields):
+        return isa.encode(Op.MATMUL, m=m, **fields)
+
+    unloaded = {
+        "MATMUL with a swap": [matmul(swap=1)],
+        "MATMUL without a swap": [matmul(swap=0)],
+        "LOADW, then MATMUL without a swap": [isa.encode(Op.LOADW, wgt_tile=0), matmul()],
+        "MATMUL accumulating, twice": [matmul(swap=1, accumulate=1),
+                                       matmul(accumulate=1)],
+    }
+    for round_ in range(2):
+        for name, body in unloaded.items():
+            state = tb.mirror.copy()
+            state.wgt[:] = random_int8(rng, state.wgt.shape)
+            state.act[:] = random_int8(rng, state.act.shape)
+            # Tile 1 in the active weights, tile 2 left in the shadows by the preload.
+            state.load_program([isa.encode(Op.LOADW, wgt_tile=1 % tiles),
+                                matmul(swap=1, preload=1, wgt_tile=2 % tiles),
+                                isa.encode(Op.HALT)])
+            await tb.run_and_check(state, f"[seed {seed}] loading weights before {name!r}")
+            state = tb.mirror.copy()
+            state.wgt[:] = random_int8(rng, state.wgt.shape)
+            state.acc[:] = rng.integers(-(1 << 31), 1 << 31, size=state.acc.shape)
+            state.load_program(body + [isa.encode(Op.HALT)])
+            await tb.run_and_check(state, f"[seed {seed}] {name} (round {round_})")
+    dut._log.info(f"{2 * len(unloaded)} programs without loads saw zero weights (seed {seed})")
+
+
 def _top_reserved_bit(op):
     return 1 << (isa.reserved_mask(op).bit_length() - 1)
 
