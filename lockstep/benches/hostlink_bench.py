@@ -30,6 +30,7 @@ from cocotb.triggers import (
 )
 from cocotb.utils import get_sim_time
 
+from rtl import isa
 from rtl.hostlink_protocol import (
     BITS_PER_BYTE,
     MAX_WORDS,
@@ -46,7 +47,7 @@ from rtl.hostlink_protocol import (
 from rtl.hostmap import SRAM_FIELDS, STATUS_BUSY, STATUS_DONE, HostMap, Reg, Region, row_words
 from sim.benches.coretb import config_from_env, seed_from_env
 from sim.model import access_of, run
-from sim.randprog import random_case, random_state
+from sim.randprog import random_case, random_int8, random_state
 
 from ..compiler import compile_model
 from ..held import HeldImage, after_run, load_needed, read_rows
@@ -210,14 +211,14 @@ async def ping_and_regions(dut):
 @cocotb.test()
 async def gemm_programs(dut):
     """Random GEMM programs loaded, run and read back through the link: bit-exact activations
-    and accumulators, exact counters."""
+    and accumulators, exact counters. Then a program that multiplies without loading: it sees
+    zero weights (START clears them), not those the GEMMs left in the array."""
     tb = Bench(dut)
     await tb.reset()
     rng = tb.rng("gemm_programs")
     mirror = None
-    for i in range(int(os.environ.get("LOCKSTEP_PROGRAMS", "2"))):
-        state, description = random_case(tb.cfg, rng, mirror)
-        what = f"[seed {tb.seed}, program {i}: {description}]"
+
+    async def check(state, what):
         expected = state.copy()
         model = run(expected)
         got = await tb.client.run(state, previous=mirror)
@@ -234,8 +235,17 @@ async def gemm_programs(dut):
                                      f"{rows[:10]}")
         status = await tb.client.read_reg(Reg.STATUS)
         assert status & STATUS_DONE and not status & STATUS_BUSY
-        mirror = expected
         dut._log.info(f"{what}: {model.cycles} cycles, matched over the link")
+        return expected
+
+    for i in range(int(os.environ.get("LOCKSTEP_PROGRAMS", "2"))):
+        state, description = random_case(tb.cfg, rng, mirror)
+        mirror = await check(state, f"[seed {tb.seed}, program {i}: {description}]")
+    state = mirror.copy()
+    state.act[:] = random_int8(rng, state.act.shape)
+    state.load_program([isa.encode(isa.Op.MATMUL, m=min(4, tb.cfg.acc_depth), swap=1),
+                        isa.encode(isa.Op.HALT)])
+    await check(state, f"[seed {tb.seed}] a MATMUL without a load, after the GEMMs")
 
 
 class _Corrupting(AsyncTransport):
