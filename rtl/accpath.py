@@ -48,7 +48,9 @@ class AccumulatorPath(wiring.Component):
     write : Out(stream.Signature(acc_write_layout(C), always_ready=True))
         The accumulator SRAM write: the row and its sum.
 
-    Timing: a row issued in cycle s leaves the array in cycle E = s + ``latency``; its
+    Timing
+    ------
+    A row issued in cycle s leaves the array in cycle E = s + ``latency``; its
     accumulator row is read in E - 3 and the read's data registered in E - 1; the sum is made
     in E and written in E + ``cfg.acc_write_latency``. The sums of the rows issued in the
     3 + acc_write_latency cycles before it are not in what the read saw: each one whose row is

@@ -56,6 +56,12 @@ class ActivationMemory(wiring.Component):
     host_w_data : In(32)
     host_data : Out(8 * P)
         Row ``host_row``, a cycle later.
+
+    Timing
+    ------
+    One read and one write a cycle, at any byte addresses: the window on ``read_data``
+    ``isa.act_read_latency(cfg) - 1`` cycles after its address, a write landing
+    ``isa.act_write_latency(cfg)`` cycles after it is presented.
     """
 
     def __init__(self, cfg):

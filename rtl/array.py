@@ -91,9 +91,9 @@ class SystolicArray(wiring.Component):
     ValueError
         If ``rows`` or ``cols`` is not positive.
 
-    Notes
-    -----
-    Timing: a vector presented on ``a`` in cycle T leaves on ``y`` (``y.valid`` set) in cycle
+    Timing
+    ------
+    A vector presented on ``a`` in cycle T leaves on ``y`` (``y.valid`` set) in cycle
     ``T + latency``, ``latency =`` :func:`systolic_latency` ``= R + C - 1 + pe_stages`` (the
     input register, then ``isa.array_latency``). Throughput one vector per cycle, without bubbles or
     back-pressure; cycles without ``a.valid`` give cycles without ``y.valid``. ``a`` may come

@@ -35,7 +35,9 @@ class LockstepCore(wiring.Component):
     error : Out(3)
         Error code of the last run (rtl/isa.py, ``Error``).
 
-    Timing: instructions cost what ``isa.cost`` says, plus the interlock waits described in
+    Timing
+    ------
+    Instructions cost what ``isa.cost`` says, plus the interlock waits described in
     rtl/sequencer.py; the datapaths are fully pipelined, one row per cycle:
 
     * MATMUL row i issued in cycle s+i: activation read in s+i, array input (its register) in

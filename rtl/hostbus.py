@@ -24,7 +24,9 @@ class HostBusSignature(wiring.Signature):
     r_data : In(32)
     r_valid : In(1)
 
-    Timing: one access per cycle, back to back; reads have a latency of exactly
+    Timing
+    ------
+    One access per cycle, back to back; reads have a latency of exactly
     ``cfg.host_read_latency`` cycles: 2 is the SRAM read, then a
     register next to the SRAMs for the selected word, so that no block RAM output has to reach
     the host in the cycle it appears; 3 puts a register for each SRAM's whole output row

@@ -87,7 +87,9 @@ class HostLink(wiring.Component):
     checked, and only a request that passes every check touches the bus. While a request is
     executed and answered, received bytes are dropped.
 
-    Timing: a WRITE of n words takes 3n cycles on the bus after its last CRC byte (one buffer
+    Timing
+    ------
+    A WRITE of n words takes 3n cycles on the bus after its last CRC byte (one buffer
     read, its register, one bus write per word); a READ reads each word (one bus cycle, data
     ``cfg.host_read_latency`` cycles later, plus the bus register of :class:`LinkedCore`) just
     before its four bytes are sent, so the response streams at the full line rate. The
@@ -347,7 +349,9 @@ class LinkedCore(wiring.Component):
     error : Out(1)
         The last run stopped with an error (the code is in STATUS).
 
-    Timing: what the link puts on the bus (address, write and read strobes, write data) reaches
+    Timing
+    ------
+    What the link puts on the bus (address, write and read strobes, write data) reaches
     the core through a register, a cycle later and in order; the link waits for ``r_valid``,
     so a read's answer simply comes a cycle later too.
     """

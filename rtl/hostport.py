@@ -49,7 +49,9 @@ class HostPort(wiring.Component):
     prog_row, act_row, wgt_row, acc_row, bias_row, mult_row, shift_row : In
         The SRAMs' read data, one cycle after ``row`` / ``q_row`` (their read ports' data).
 
-    Timing: with ``cfg.host_read_latency`` = L, ``row``, ``q_row``, ``w_data`` and the write
+    Timing
+    ------
+    With ``cfg.host_read_latency`` = L, ``row``, ``q_row``, ``w_data`` and the write
     enables are the access of the same cycle (L <= 3) or of the cycle before (L = 4: each access
     is decoded into registers first, and acts a cycle later); ``start`` a cycle after that. A
     read's word is registered in ``host.r_data`` with ``host.r_valid`` L cycles after the

@@ -23,7 +23,9 @@ class WeightLoader(wiring.Component):
     w : Out(stream.Signature(shadow_write_layout(R, C), always_ready=True))
         Shadow writes for the array.
 
-    Timing: a start in cycle s writes shadow row j at the end of cycle s + C + j (j < R). The
+    Timing
+    ------
+    A start in cycle s writes shadow row j at the end of cycle s + C + j (j < R). The
     wait of C cycles lets the previous tile's swap reach the array's last column before its
     shadows are overwritten; see docs/architecture.md ("weight double-buffering"). With C >= 2
     row j is read in s + C - 2 + j and its data registered before the write (the weight SRAM's

@@ -103,9 +103,9 @@ class ProcessingElement(wiring.Component):
     product : ``In(signed(16))``, only with ``external_product``
         Their product, registered: one cycle later.
 
-    Notes
-    -----
-    Timing: an activation on ``a_in`` in cycle T leaves on ``a_out`` in T + 1, and its partial
+    Timing
+    ------
+    An activation on ``a_in`` in cycle T leaves on ``a_out`` in T + 1, and its partial
     sum on ``psum_out`` in T + ``stages`` (``isa.array_latency`` counts them), which is when
     the PE below, having seen the activation in T + 1, wants it. A swap mark on ``a_in`` in
     cycle T - 1 makes the activation of cycle T the first to use the new weight. One activation

@@ -151,7 +151,9 @@ class Sequencer(wiring.Component):
     cycles, mac_cycles, instret : Out(32)
         Counters of the last run (see rtl/hostmap.py, Reg).
 
-    Timing: START in cycle x; cycles x+1 and x+2 fetch word 0, the next ``cfg.decode_cycles``
+    Timing
+    ------
+    START in cycle x; cycles x+1 and x+2 fetch word 0, the next ``cfg.decode_cycles``
     decode it; the first instruction starts ``isa.fetch_cycles(cfg)`` (3 or 4) cycles after
     cycle x. Each instruction occupies exactly ``isa.cost`` cycles once it has started, and the
     next one starts in the cycle after, unless an interlock holds it (rtl/isa.py, docs/isa.md):

@@ -59,7 +59,9 @@ class UARTRx(wiring.Component):
     frame_error : Out(1)
         One-cycle pulse: a byte's stop bit was low; the byte is dropped.
 
-    Timing: a start bit is a falling edge of the synchronised line, confirmed low half a bit
+    Timing
+    ------
+    A start bit is a falling edge of the synchronised line, confirmed low half a bit
     later; every bit is then sampled in its middle (``divisor`` cycles apart, the middle
     found to within one cycle). The byte appears on ``o`` in the cycle after the middle of the
     stop bit, i.e. 2 + ``divisor // 2`` + 9 ``divisor`` (+1) cycles after the start bit's
@@ -139,7 +141,9 @@ class UARTTx(wiring.Component):
     tx : Out(1)
         The serial line, straight from a register (idle high, no glitches).
 
-    Timing: a byte is taken (``valid`` and ``ready`` high) into a holding register; ``ready``
+    Timing
+    ------
+    A byte is taken (``valid`` and ``ready`` high) into a holding register; ``ready``
     is that register's empty flag, a flip-flop, so that the sender's control logic and the
     shift register's each have a cycle of their own. A byte taken in cycle t while the line is
     idle drives its start bit from cycle t + 2, then 8 data bits and the stop bit, ``divisor``

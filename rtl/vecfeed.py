@@ -50,7 +50,9 @@ class VectorFeed(wiring.Component):
         its ``vec_lanes`` bytes at the row's address + k * vec_lanes, as many of them as the
         row's byte count leaves (none: no write).
 
-    Timing: a step issued in cycle t (K = ``cfg.vec_mult_cycles`` = 1) reads the SRAMs in t,
+    Timing
+    ------
+    A step issued in cycle t (K = ``cfg.vec_mult_cycles`` = 1) reads the SRAMs in t,
     and ``unit_i`` is valid in t + ``cfg.vec_read_latency`` (registered: the lane select of the
     SRAM's row, or with 3 of its register); with a serial unit (K > 1) ``unit_i`` is
     combinational in t + 1, straight from the SRAMs. ``act_write`` is ``unit_o`` in the same

@@ -27,8 +27,12 @@ class WeightMemory(wiring.Component):
 
     ``spram`` False: an Amaranth memory (the synthesis tool's block RAM); True: SB_SPRAM256KA
     instances (:func:`spram_banks`), simulated with Yosys' model (``sim.runner.ice40_cells_sim``).
-    Their contents after configuration are undefined, the block RAM's are zero. Timing: both
-    read in one cycle, and a write lands at the clock edge.
+    Their contents after configuration are undefined, the block RAM's are zero.
+
+    Timing
+    ------
+    One access a cycle. A read's row is on ``r_data`` in the next cycle (both kinds); a write
+    lands at the end of its cycle.
     """
 
     def __init__(self, lanes, depth, spram=False):

@@ -63,6 +63,13 @@ class WindowUnit(wiring.Component):
         A result for the vector unit, from registers: ``isa.window_latency()`` cycles after its
         input's window reached the unit's input register (``isa.act_read_latency`` after the
         issue).
+
+    Timing
+    ------
+    One input a cycle, no back-pressure, after a prologue of ``isa.POOL_PROLOGUE`` cycles
+    (taps, weights and parameters); each result on ``o`` ``isa.window_latency()`` cycles after
+    its input's window reached the input register. ``isa.pool_depth`` and ``isa.pool_settle``
+    give the whole POOL's timing.
     """
 
     def __init__(self, cfg):
