@@ -101,6 +101,19 @@ def test_host_port(shape, simulator, seed):
     run_core_bench(bench_config(*shape), simulator, seed, "host_port")
 
 
+#: The hazard programs run on every shape on Verilator, and on Icarus on the shapes of its bad
+#: programs (the window unit's hazards included).
+HAZARD_CASES = BAD_PROGRAM_CASES
+
+
+@pytest.mark.parametrize("shape, simulator", HAZARD_CASES)
+def test_hazards(shape, simulator, seed):
+    """Each interlock at its tightest (sim/hazards.py): the instruction that waits starts in
+    the first cycle its interlock allows and touches exactly the data it protects.
+    scripts/timing_tightness.py shows that one cycle less gives wrong data."""
+    run_core_bench(bench_config(*shape), simulator, seed, "hazards")
+
+
 @pytest.mark.parametrize("shape", [(8, 8, None), (8, 8, 2, 1, FAST_CLOCK),
                                    (4, 8, 2, 1, PE5_H3), (4, 4, 1, 32, ALIGNED)], ids=shape_id)
 def test_weights_cleared_at_start(shape, simulator, seed):
