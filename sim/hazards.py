@@ -47,13 +47,13 @@ def hazard_cases(cfg, rng):
     def matmul(m, act=x, acc=0, **fields):
         return _encode(Op.MATMUL, m=m, act_addr=act, acc_addr=acc, **fields)
 
-    def vec(m, act=y, acc=0):
+    def vec(m, act=y, acc=0):       # its first row read is acc, in its first cycle
         return _encode(Op.VEC, m=m, acc_addr=acc, act_addr=act, q_addr=0)
 
     load0 = _encode(Op.LOADW, wgt_tile=0)
     cases = {
-        "MATMUL -> VEC on its accumulator rows (matmul_settle)":
-            [load0, matmul(3, swap=1), vec(3)],
+        "MATMUL -> VEC reading its last accumulator row first (matmul_settle)":
+            [load0, matmul(3, swap=1), vec(1, acc=2)],
         "VEC -> MATMUL reading its last row (vec_settle)":
             [load0, matmul(2, swap=1), vec(2), matmul(1, act=y + p, acc=4)],
         "FILL -> MATMUL reading its last position (fill_settle)":

@@ -15,7 +15,8 @@ from rtl.config import CoreConfig
 
 from .arith import gemm_i32, requantize, rescale_add_input
 
-__all__ = ["CoreState", "RunResult", "run", "predict_cycles", "Registers", "Access", "access_of"]
+__all__ = ["CoreState", "RunResult", "run", "predict_cycles", "Registers", "Access", "access_of",
+           "INTERLOCKS"]
 
 
 @dataclass
@@ -85,6 +86,14 @@ class RunResult:
     error: isa.Error = isa.Error.NONE
     err_pc: int = 0
     trace: list = field(default_factory=list, repr=False)
+    #: With ``trace``: (pc, interlock, cycles) for every instruction that an interlock held,
+    #: the interlock being one of :data:`INTERLOCKS`, the one that held it longest.
+    waits: list = field(default_factory=list, repr=False)
+
+
+#: The interlocks (docs/isa.md, section 4), as :attr:`RunResult.waits` names them.
+INTERLOCKS = ("activation read after write", "activation write order",
+              "accumulator read after write", "weight port")
 
 
 class Access:
@@ -356,6 +365,7 @@ def _run(state, max_instructions, trace):
     mac_cycles = instret = 0
     regs = Registers(cfg)
     steps = []
+    waits = []
     pc = 0
     for _ in range(max_instructions):
         if pc == cfg.prog_depth:
@@ -369,17 +379,22 @@ def _run(state, max_instructions, trace):
             end = max(t, acc_settled, act_settled) + 1
             if not error:
                 instret += 1
-            return RunResult(end, mac_cycles, instret, error, pc, steps)
+            return RunResult(end, mac_cycles, instret, error, pc, steps, waits)
         op, m = instr.op, instr.args.get("m", 0)
-        start = t
+        read, write, acc, port = INTERLOCKS
+        bounds = []
         if op in (Op.MATMUL, Op.POOL, Op.SETW):          # they read activations
-            start = max(start, act_settled)
+            bounds.append((act_settled, read))
         if op in (Op.VEC, Op.FILL, Op.POOL):             # they write activations
-            start = max(start, act_settled - isa.write_depth(cfg, op))
+            bounds.append((act_settled - isa.write_depth(cfg, op), write))
         if op == Op.VEC:
-            start = max(start, acc_settled)
+            bounds.append((acc_settled, acc))
         if op == Op.POOL:
-            start = max(start, load_settled)
+            bounds.append((load_settled, port))
+        start = max([t] + [cycle for cycle, _ in bounds])
+        if trace and start > t:
+            held_by = next(name for cycle, name in bounds if cycle == start)
+            waits.append((pc, held_by, start - t))
         if op == Op.MATMUL:
             acc_settled = start + isa.matmul_settle(cfg, m)
             mac_cycles += m

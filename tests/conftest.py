@@ -1,4 +1,5 @@
-"""Shared pytest options: the random seed and the simulators."""
+"""Shared pytest options: the random seed, the simulators, and the quick subset
+(``pytest -m quick``)."""
 
 import os
 import zlib
@@ -36,3 +37,21 @@ def _waves(request, monkeypatch):
 @pytest.fixture(params=SIMULATORS)
 def simulator(request):
     return request.param
+
+
+#: ``pytest -m quick``: a subset for local work, under 3 minutes on 2 cores with the simulators
+#: built. The pure-Python modules (the golden model, the ISA, the arithmetic, the compiler's
+#: quantisation, the host protocol and client), and the hazard programs and a few random
+#: programs on one core on both simulators. The whole suite stays the gate.
+QUICK_MODULES = {"test_arith", "test_config", "test_isa", "test_model", "test_quantize",
+                 "test_hostlink_protocol", "test_hostlink_client", "test_layers"}
+QUICK_TESTS = {"tests/test_core.py::test_hazards[verilator-8x8]",
+               "tests/test_core.py::test_hazards[icarus-8x8]",
+               "tests/test_core.py::test_random_programs[verilator-8x8]"}
+
+
+def pytest_collection_modifyitems(config, items):
+    for item in items:
+        if item.module.__name__.rsplit(".", 1)[-1] in QUICK_MODULES or \
+                item.nodeid in QUICK_TESTS:
+            item.add_marker(pytest.mark.quick)

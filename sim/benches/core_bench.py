@@ -4,6 +4,7 @@ Parameters come from the environment: LOCKSTEP_CONFIG (JSON of a CoreConfig), LO
 LOCKSTEP_PROGRAMS (how many random programs).
 """
 
+import json
 import os
 
 import cocotb
@@ -15,6 +16,7 @@ from rtl.hostmap import MAGIC, STATUS_BUSY, Reg, Region
 from sim.hazards import hazard_cases
 from sim.model import CoreState
 from sim.randprog import random_case, random_int8, random_state
+from sim.randstream import Coverage, random_stream
 
 from .coretb import CoreTB, config_from_env, seed_from_env
 
@@ -38,6 +40,27 @@ async def random_programs(dut):
         state, description = random_case(cfg, rng, tb.mirror)
         await tb.run_and_check(state, f"[seed {seed}, program {i}: {description}]")
     dut._log.info(f"{count} random programs matched the model (seed {seed})")
+
+
+@cocotb.test()
+async def random_streams(dut):
+    """Constrained-random instruction streams (sim/randstream.py), alternately legal and
+    with one word broken: error code, ERR_PC, counters and every writable SRAM as the model
+    says. LOCKSTEP_REPORT: a JSON file for the coverage."""
+    cfg = config_from_env()
+    seed, rng = _seeded("random_streams")
+    tb = CoreTB(dut, cfg)
+    await tb.reset()
+    count = int(os.environ.get("LOCKSTEP_PROGRAMS", "20"))
+    coverage = Coverage(cfg)
+    for i in range(count):
+        state, description, golden = random_stream(cfg, rng, mutated=bool(i % 2), base=tb.mirror)
+        coverage.add(state, golden)
+        await tb.run_and_check(state, f"[seed {seed}, stream {i}: {description}]")
+    if os.environ.get("LOCKSTEP_REPORT"):
+        with open(os.environ["LOCKSTEP_REPORT"], "w") as f:
+            json.dump(coverage.to_dict(), f)
+    dut._log.info(f"{count} random streams matched the model (seed {seed})")
 
 
 @cocotb.test()
