@@ -113,8 +113,9 @@ STREAM_CORES = {
                                  acc_depth=16, qparam_depth=4, prog_depth=32, pool=True,
                                  pool_line=8, vec_lut=True, **FAST_CLOCK),
 }
-#: Streams per core and simulator: 2,000 per simulator in all.
-STREAMS_PER_CORE = 1000
+#: Streams per core: 2,000 on Verilator in all; Icarus, ten or more times slower, runs fewer
+#: and checks them bit for bit without the coverage requirement.
+STREAMS_PER_CORE = {"verilator": 1000, "icarus": 60}
 
 
 @pytest.mark.parametrize("core", STREAM_CORES)
@@ -125,11 +126,14 @@ def test_random_streams(core, simulator, seed, tmp_path, capsys):
     cfg = STREAM_CORES[core]
     report = tmp_path / "coverage.json"
     run_core_bench(cfg, simulator, seed, "random_streams",
-                   LOCKSTEP_PROGRAMS=os.environ.get("LOCKSTEP_STREAMS", STREAMS_PER_CORE),
+                   LOCKSTEP_PROGRAMS=os.environ.get("LOCKSTEP_STREAMS",
+                                                    STREAMS_PER_CORE[simulator]),
                    LOCKSTEP_REPORT=report)
     coverage = Coverage.from_dict(cfg, json.loads(report.read_text()))
     with capsys.disabled():
         print(f"\n[{simulator}, {core}, seed {seed}] {coverage.table()}")
+    if simulator != "verilator" or "LOCKSTEP_STREAMS" in os.environ:
+        return
     pairs, interlocks, hazards = coverage.missing()
     assert not (pairs or interlocks or hazards), (
         f"seed {seed}: not reached: pairs {pairs}, interlocks {interlocks}, hazards {hazards}")
