@@ -6,33 +6,14 @@ every interlock is needed to the cycle (scripts/timing_tightness.py shortens eac
 The data are random; the golden model says what the results must be.
 """
 
-
 from rtl import isa
 
-from .model import CoreState
 from .programs import setp
-from .randprog import INT32_MAX, random_int8
+from .randstream import random_images
 
 __all__ = ["hazard_cases"]
 
 Op, W = isa.Op, isa.Window
-
-
-def _encode(op, **fields):
-    return isa.encode(op, **fields)
-
-
-def _base_state(cfg, rng):
-    """Random activations, weights and accumulators; requantisation parameters that keep
-    results away from the clamps (rows 0 and 1)."""
-    state = CoreState(cfg)
-    state.act[:] = random_int8(rng, state.act.shape)
-    state.wgt[:] = random_int8(rng, state.wgt.shape)
-    state.acc[:] = rng.integers(-(1 << 20), 1 << 20, size=state.acc.shape)
-    state.bias[:] = rng.integers(-3000, 3000, size=state.bias.shape)
-    state.mult[:] = rng.integers(1 << 30, INT32_MAX, size=state.mult.shape, endpoint=True)
-    state.shift[:] = rng.integers(4, 12, size=state.shift.shape)
-    return state
 
 
 def hazard_cases(cfg, rng):
@@ -45,34 +26,34 @@ def hazard_cases(cfg, rng):
     rows_pattern = setp(0, count=1, step=0, line=p, lanes=cfg.rows)
 
     def matmul(m, act=x, acc=0, **fields):
-        return _encode(Op.MATMUL, m=m, act_addr=act, acc_addr=acc, **fields)
+        return isa.encode(Op.MATMUL, m=m, act_addr=act, acc_addr=acc, **fields)
 
     def vec(m, act=y, acc=0):       # its first row read is acc, in its first cycle
-        return _encode(Op.VEC, m=m, acc_addr=acc, act_addr=act, q_addr=0)
+        return isa.encode(Op.VEC, m=m, acc_addr=acc, act_addr=act, q_addr=0)
 
-    load0 = _encode(Op.LOADW, wgt_tile=0)
+    load0 = isa.encode(Op.LOADW, wgt_tile=0)
     cases = {
         "MATMUL -> VEC reading its last accumulator row first (matmul_settle)":
             [load0, matmul(3, swap=1), vec(1, acc=2)],
         "VEC -> MATMUL reading its last row (vec_settle)":
             [load0, matmul(2, swap=1), vec(2), matmul(1, act=y + p, acc=4)],
         "FILL -> MATMUL reading its last position (fill_settle)":
-            [load0, _encode(Op.FILL, act_addr=z, m=3, value=int(rng.integers(-128, 128))),
+            [load0, isa.encode(Op.FILL, act_addr=z, m=3, value=int(rng.integers(-128, 128))),
              matmul(1, act=z + 2 * p, swap=1)],
         "VEC -> FILL elsewhere: the FILL's first write right after the VEC's last "
         "(write_depth FILL)":
             [load0, matmul(2, swap=1), vec(2),
-             _encode(Op.FILL, act_addr=z, m=1, value=int(rng.integers(-128, 128)))],
+             isa.encode(Op.FILL, act_addr=z, m=1, value=int(rng.integers(-128, 128)))],
         "LOADW -> MATMUL swapping the tile in (load_cost)":
-            [_encode(Op.LOADW, wgt_tile=1 % tiles), matmul(cfg.rows, swap=1)],
+            [isa.encode(Op.LOADW, wgt_tile=1 % tiles), matmul(cfg.rows, swap=1)],
         "MATMUL preloading -> MATMUL swapping it in (load_cost)":
             [load0, matmul(1, swap=1, preload=1, wgt_tile=2 % tiles), matmul(2, acc=4, swap=1)],
         "VEC -> HALT (vec_settle)": [load0, matmul(2, swap=1), vec(2)],
     }
     if cfg.pool:
         dw_tile = 3 % max(1, (cfg.wgt_depth - 9) // cfg.rows + 1)
-        avg = _encode(Op.SETW, kind=W.AVG, kh=1, kw=1, line=1)
-        pool = _encode(Op.POOL, act_addr=x, out_addr=z, m=2, q_addr=0)
+        avg = isa.encode(Op.SETW, kind=W.AVG, kh=1, kw=1, line=1)
+        pool = isa.encode(Op.POOL, act_addr=x, out_addr=z, m=2, q_addr=0)
         cases.update({
             "POOL -> MATMUL reading its last output (pool_settle)":
                 [load0, avg, pool, matmul(1, act=z + p, swap=1)],
@@ -80,21 +61,21 @@ def hazard_cases(cfg, rng):
                 [load0, matmul(2, swap=1), avg, pool, vec(2)],
             "VEC -> POOL reading its last row (vec_settle)":
                 [load0, matmul(2, swap=1), vec(2), avg,
-                 _encode(Op.POOL, act_addr=y + p, out_addr=z, m=1, q_addr=0)],
+                 isa.encode(Op.POOL, act_addr=y + p, out_addr=z, m=1, q_addr=0)],
             "LOADW -> POOL reading depthwise weights -> MATMUL swapping the load in (load_busy)":
-                [_encode(Op.LOADW, wgt_tile=1 % tiles),
-                 _encode(Op.SETW, kind=W.DW, kh=3, kw=3, line=3, aux=dw_tile),
-                 _encode(Op.POOL, act_addr=x, out_addr=z, m=1, q_addr=0),
+                [isa.encode(Op.LOADW, wgt_tile=1 % tiles),
+                 isa.encode(Op.SETW, kind=W.DW, kh=3, kw=3, line=3, aux=dw_tile),
+                 isa.encode(Op.POOL, act_addr=x, out_addr=z, m=1, q_addr=0),
                  matmul(1, swap=1)],
             "POOL -> HALT (pool_settle)": [avg, pool],
         })
     out = []
     for name, body in cases.items():
-        program = [rows_pattern, *body, _encode(Op.HALT)]
+        program = [rows_pattern, *body, isa.encode(Op.HALT)]
         for word in program:
             error = isa.check(word, cfg)
             assert not error, f"hazard case {name!r}: {isa.decode(word)} is {error.name}"
-        state = _base_state(cfg, rng)
+        state = random_images(cfg, rng)
         state.load_program(program)
         out.append((name, state))
     return out

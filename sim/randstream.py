@@ -20,7 +20,7 @@ from rtl import isa
 from .model import INTERLOCKS, CoreState, run
 from .randprog import INT32_MAX, random_int8
 
-__all__ = ["random_stream", "Coverage", "MAX_CYCLES", "FEATURES"]
+__all__ = ["random_stream", "random_images", "Coverage", "MAX_CYCLES", "FEATURES"]
 
 Op, W = isa.Op, isa.Window
 
@@ -103,7 +103,7 @@ def _legal_word(cfg, rng, op):
     raise RuntimeError(f"no legal {op.name} drawn for {cfg.name}")
 
 
-def _random_images(cfg, rng, base):
+def random_images(cfg, rng, base=None):
     """Random SRAM images: the activations always new, the rest new in one stream of five
     (fewer host writes on the bench), or all of it without a ``base``."""
     state = base.copy() if base is not None else CoreState(cfg)
@@ -141,7 +141,7 @@ def random_stream(cfg, rng, mutated=False, base=None):
     CoreState whose SRAMs the stream's may keep (what the core holds)."""
     ops = [op for op in isa.legal_ops(cfg) if op != Op.HALT]
     for _ in range(100):
-        state = _random_images(cfg, rng, base)
+        state = random_images(cfg, rng, base)
         full = rng.random() < 0.1
         length = cfg.prog_depth - 1 if full else int(rng.integers(1, min(24, cfg.prog_depth)))
         words = [_legal_word(cfg, rng, ops[int(rng.integers(0, len(ops)))])

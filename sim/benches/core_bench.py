@@ -23,18 +23,20 @@ from .coretb import CoreTB, config_from_env, seed_from_env
 Op, Error = isa.Op, isa.Error
 
 
-def _seeded(name):
+async def _bench(dut, name):
+    """(config, seed, rng, reset CoreTB) of testcase ``name``: its own random stream from the
+    seed, so that adding a testcase changes no other's programs."""
+    cfg = config_from_env()
     seed = seed_from_env()
-    return seed, np.random.default_rng([seed, sum(name.encode())])
+    tb = CoreTB(dut, cfg)
+    await tb.reset()
+    return cfg, seed, np.random.default_rng([seed, sum(name.encode())]), tb
 
 
 @cocotb.test()
 async def random_programs(dut):
     """Random GEMM/requantisation programs: bit-exact SRAMs, exact cycles and counters."""
-    cfg = config_from_env()
-    seed, rng = _seeded("random_programs")
-    tb = CoreTB(dut, cfg)
-    await tb.reset()
+    cfg, seed, rng, tb = await _bench(dut, "random_programs")
     count = int(os.environ.get("LOCKSTEP_PROGRAMS", "20"))
     for i in range(count):
         state, description = random_case(cfg, rng, tb.mirror)
@@ -47,10 +49,7 @@ async def random_streams(dut):
     """Constrained-random instruction streams (sim/randstream.py), alternately legal and
     with one word broken: error code, ERR_PC, counters and every writable SRAM as the model
     says. LOCKSTEP_REPORT: a JSON file for the coverage."""
-    cfg = config_from_env()
-    seed, rng = _seeded("random_streams")
-    tb = CoreTB(dut, cfg)
-    await tb.reset()
+    cfg, seed, rng, tb = await _bench(dut, "random_streams")
     count = int(os.environ.get("LOCKSTEP_PROGRAMS", "20"))
     coverage = Coverage(cfg)
     for i in range(count):
@@ -66,10 +65,7 @@ async def random_streams(dut):
 @cocotb.test()
 async def hazards(dut):
     """The directed hazard programs (sim/hazards.py): each interlock at its tightest."""
-    cfg = config_from_env()
-    seed, rng = _seeded("hazards")
-    tb = CoreTB(dut, cfg)
-    await tb.reset()
+    cfg, seed, rng, tb = await _bench(dut, "hazards")
     cases = hazard_cases(cfg, rng)
     for name, state in cases:
         await tb.run_and_check(state, f"[seed {seed}] hazard {name}")
@@ -81,10 +77,7 @@ async def weights_cleared_at_start(dut):
     """A run depends only on its program and SRAMs: after a run that leaves random weights in
     the array (active and shadow), programs that multiply without loading see zero weights,
     on the RTL as in the model, with and without a swap."""
-    cfg = config_from_env()
-    seed, rng = _seeded("weights_cleared_at_start")
-    tb = CoreTB(dut, cfg)
-    await tb.reset()
+    cfg, seed, rng, tb = await _bench(dut, "weights_cleared_at_start")
     m = min(4, cfg.acc_depth)
     tiles = cfg.wgt_tiles
 
@@ -222,10 +215,7 @@ async def bad_programs(dut):
     """Each bad instruction stops the core with its error code after a valid prefix that keeps
     the pipelines busy; nothing the bad instruction addresses changes, and the next good
     program runs normally."""
-    cfg = config_from_env()
-    seed, rng = _seeded("bad_programs")
-    tb = CoreTB(dut, cfg)
-    await tb.reset()
+    cfg, seed, rng, tb = await _bench(dut, "bad_programs")
     cases = _bad_cases(cfg)
     for name, bad_word, error in cases:
         assert isa.check(bad_word, cfg) == error, f"test case {name!r} is not what it claims"
@@ -253,10 +243,7 @@ async def bad_programs(dut):
 async def host_port(dut):
     """Every SRAM word reads back what was written; registers report the configuration; the
     SRAMs ignore the host while a program runs; out-of-range rows read as zero."""
-    cfg = config_from_env()
-    seed, rng = _seeded("host_port")
-    tb = CoreTB(dut, cfg)
-    await tb.reset()
+    cfg, seed, rng, tb = await _bench(dut, "host_port")
     # Random images everywhere, written in full, read back in full.
     state = random_state(cfg, rng)
     await tb.write_state(state, force=True)
