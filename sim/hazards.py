@@ -69,6 +69,18 @@ def hazard_cases(cfg, rng):
                  matmul(1, swap=1)],
             "POOL -> HALT (pool_settle)": [avg, pool],
         })
+        # A POOL reading its own results: input k sees the result of input k - lag, and not
+        # that of input k - lag + 1 (docs/isa.md, POOL), on each side of the edge.
+        lag = isa.pool_depth(cfg) + 1
+        half = -(-lag // 2)
+        for name, out in (("the earliest input that sees it", x + lag * p),
+                          ("each input a cycle before it sees it", x + (lag - 1) * p)):
+            cases[f"POOL reading its own results, {name} (pool_depth)"] = [
+                avg, isa.encode(Op.POOL, act_addr=x, out_addr=out, m=lag + 4, q_addr=0)]
+        cases["POOL ADD whose B inputs are its own results (pool_depth)"] = [
+            isa.encode(Op.SETW, kind=W.ADD, kh=1, kw=1, line=1, aux=z, aux_pattern=0,
+                       zp_a=int(rng.integers(-128, 128)), zp_b=int(rng.integers(-128, 128))),
+            isa.encode(Op.POOL, act_addr=x, out_addr=z + half * p, m=2 * half + 8, q_addr=0)]
     out = []
     for name, body in cases.items():
         program = [rows_pattern, *body, isa.encode(Op.HALT)]

@@ -251,30 +251,29 @@ def _fill(state, a, regs):
         _write(state, pattern.address(cfg, a["act_addr"], i), value)
 
 
-def pool_results(state, a, regs):
-    """The int32 results of a POOL (before requantisation), one row of ``lanes`` per emitted
-    output, in order (docs/isa.md, POOL)."""
+def _pool_results(state, a, regs, read):
+    """The int32 results of a POOL (before requantisation), one row of ``lanes`` each, in
+    order, as (index of the last input it needs, result) (docs/isa.md, POOL). ``read(i,
+    addr)`` reads input i, the window at byte ``addr``; inputs are read in order, one a cycle
+    (ADD: A_j is input 2j, B_j input 2j + 1)."""
     cfg = state.cfg
     w = regs.window
     lanes, m = cfg.pool_lanes, a["m"]
     op = isa.Window(w["kind"])
     pattern = regs.patterns[a["pattern"]]
+
+    def value(i, addr, zero_point):
+        return read(i, addr)[:lanes].astype(np.int64) - zero_point
+
     if op == isa.Window.ADD:
         q = a["q_addr"] + 1
         b_pattern = regs.patterns[w["aux_pattern"]]
-        out = []
         for j in range(m // 2):
-            xa = _window(state, pattern.address(cfg, a["act_addr"], j))[:lanes]
-            xb = _window(state, b_pattern.address(cfg, w["aux"], j))[:lanes]
-            out.append(rescale_add_input(xa.astype(np.int64) - w["zp_a"], state.mult[q, 0],
-                                         state.shift[q, 0] & 0x1F)
-                       + rescale_add_input(xb.astype(np.int64) - w["zp_b"], state.mult[q, 1],
-                                           state.shift[q, 1] & 0x1F))
-        return np.array(out, dtype=np.int64).reshape(-1, lanes)
-    x = np.stack([_window(state, pattern.address(cfg, a["act_addr"], i))[:lanes]
-                  for i in range(m)]).astype(np.int64) - w["zp_a"]
-    if op == isa.Window.SUM:
-        return x.sum(axis=0, keepdims=True)
+            xa = value(2 * j, pattern.address(cfg, a["act_addr"], j), w["zp_a"])
+            xb = value(2 * j + 1, b_pattern.address(cfg, w["aux"], j), w["zp_b"])
+            yield 2 * j + 1, (rescale_add_input(xa, state.mult[q, 0], state.shift[q, 0] & 0x1F)
+                              + rescale_add_input(xb, state.mult[q, 1], state.shift[q, 1] & 0x1F))
+        return
     kh, kw, stride, line = w["kh"], w["kw"], w["stride"] + 1, w["line"]
     taps = None
     if op == isa.Window.DW:
@@ -282,8 +281,13 @@ def pool_results(state, a, regs):
         if state.access is not None:
             state.access.read_rows("wgt", slice(base, base + kh * kw))
         taps = state.wgt[base:base + kh * kw, :lanes].astype(np.int64)
-    out = []
+    x = []
     for i in range(m):
+        x.append(value(i, pattern.address(cfg, a["act_addr"], i), w["zp_a"]))
+        if op == isa.Window.SUM:
+            if i == m - 1:
+                yield i, np.sum(x, axis=0)
+            continue
         iy, ix = divmod(i, line)
         if (iy < kh - 1 or ix < kw - 1 or (iy - kh + 1) % stride
                 or (ix - kw + 1) % stride):
@@ -291,26 +295,42 @@ def pool_results(state, a, regs):
         window = np.stack([x[(iy - kh + 1 + dy) * line + ix - kw + 1 + dx]
                            for dy in range(kh) for dx in range(kw)])
         if op == isa.Window.DW:
-            out.append((window * taps).sum(axis=0))
+            yield i, (window * taps).sum(axis=0)
         elif op == isa.Window.AVG:
-            out.append(window.sum(axis=0))
+            yield i, window.sum(axis=0)
         else:
-            out.append(window.max(axis=0))
-    return np.array(out, dtype=np.int64).reshape(-1, lanes)
+            yield i, window.max(axis=0)
 
 
 def _pool(state, a, regs):
+    """A POOL as the RTL times it: input i is read in the POOL's cycle ``POOL_PROLOGUE + i``
+    and a result lands ``isa.pool_depth`` cycles after the read of its last input, so input
+    i sees the results of inputs up to ``i - pool_depth - 1``. A POOL whose results land on
+    its own later inputs is therefore defined, not a race."""
     cfg = state.cfg
     q, lanes = a["q_addr"], cfg.pool_lanes
     if state.access is not None:
         state.access.read_rows("qparam", slice(q, q + 2))   # q + 1: ADD's input scales
-    results = pool_results(state, a, regs)
-    y = requantize(results, state.bias[q, :lanes], state.mult[q, :lanes],
-                   state.shift[q, :lanes] & 0x1F, *regs.setq)
     pattern = regs.patterns[a["out_pattern"]]
     n = min(pattern.lanes, lanes)
-    for j in range(len(y)):
-        _write(state, pattern.address(cfg, a["out_addr"], j), y[j, :n])
+    lag = isa.pool_depth(cfg) + 1
+    pending = []     # writes in flight: (first input that sees it, address, bytes)
+
+    def land(before):
+        while pending and pending[0][0] <= before:
+            _, addr, values = pending.pop(0)
+            _write(state, addr, values)
+
+    def read(i, addr):
+        land(i)
+        return _window(state, addr)
+
+    # A generator: its reads interleave with the writes queued below.
+    for j, (last, r) in enumerate(_pool_results(state, a, regs, read)):
+        y = requantize(r[None], state.bias[q, :lanes], state.mult[q, :lanes],
+                       state.shift[q, :lanes] & 0x1F, *regs.setq)[0]
+        pending.append((last + lag, pattern.address(cfg, a["out_addr"], j), y[:n]))
+    land(float("inf"))
 
 
 def _execute(state, instr, regs):

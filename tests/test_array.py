@@ -129,6 +129,7 @@ def test_interface():
     assert dict(array.signature.members) == {
         "a": In(stream.Signature(a, always_ready=True)),
         "w": In(stream.Signature(w, always_ready=True)),
+        "clear": In(1),
         "y": Out(stream.Signature(y, always_ready=True)),
     }
     assert SystolicArray(1, 1).w.payload.sel.shape() == unsigned(1)
