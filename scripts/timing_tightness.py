@@ -1,11 +1,12 @@
 """Are the interlock constants of rtl/isa.py what the hardware needs, or padding?
 
-For each constant, a copy of the repository gets an rtl/isa.py in which that constant is one
-cycle shorter, so the RTL's sequencer (whose wait counters come from it) and the golden model's
-prediction both shrink by a cycle and still agree on every cycle count. Then the chosen tests
-run on that copy. A constant that is exactly what the hardware needs now lets an instruction
-read before a write has landed, or a swap overtake a load, and some test fails on **wrong
-data**; a padded one would pass. The table says which test caught each mutation and how.
+For each constant, a copy of the repository gets an rtl/isa.py in which the wait that the
+constant sets is one cycle shorter, so the RTL's sequencer (whose wait counters come from it)
+and the golden model's prediction both shrink by a cycle and still agree on every cycle count.
+Then the chosen tests run on that copy. A constant that is exactly what the hardware needs
+now lets an instruction read before a write has landed, two writes meet in one cycle, or a swap
+overtake a load, and some test fails on **wrong data**; a padded one would pass. The table
+says which test caught each mutation and how.
 
     python scripts/timing_tightness.py                 # every constant (about 25 minutes here)
     python scripts/timing_tightness.py --only vec_settle --json t.json
@@ -28,27 +29,33 @@ from pathlib import Path
 
 REPO = Path(__file__).resolve().parent.parent
 
-#: Each mutation: (constant, what it shortens, Python appended to rtl/isa.py).
+#: Each mutation: (constant, the wait it shortens, the change, Python appended to rtl/isa.py).
+#: A settle time or cost shortens its wait at -1; write_depth at +1, because a writer waits
+#: until ``act_settled - write_depth`` (its first write must land after every earlier one).
 MUTATIONS = [
-    ("matmul_settle", "a MATMUL's last accumulator write, before a VEC reads it",
+    ("matmul_settle", "a MATMUL's last accumulator write, before a VEC reads it", "-1",
      "def matmul_settle(cfg, m):\n    return _original(cfg, m) - 1\n"),
-    ("vec_settle", "a VEC's last activation write, before a reader or HALT",
+    ("vec_settle", "a VEC's last activation write, before a reader or HALT", "-1",
      "def vec_settle(cfg, m):\n    return _original(cfg, m) - 1\n"),
-    ("fill_settle", "a FILL's last activation write, before a reader or HALT",
+    ("fill_settle", "a FILL's last activation write, before a reader or HALT", "-1",
      "def fill_settle(cfg, m):\n    return _original(cfg, m) - 1\n"),
-    ("pool_settle", "a POOL's last activation write, before a reader or HALT",
+    ("pool_settle", "a POOL's last activation write, before a reader or HALT", "-1",
      "def pool_settle(cfg, m):\n    return _original(cfg, m) - 1\n"),
-    ("load_cost", "a load's sequencer cycles, before the next swap",
+    ("load_cost", "a load's sequencer cycles, before the next swap", "-1",
      "def load_cost(cfg):\n    return _original(cfg) - 1\n"),
-    ("load_busy", "the weight loader's SRAM reads, before a POOL reads its weights",
+    ("load_busy", "the weight loader's SRAM reads, before a POOL reads its weights", "-1",
      "def load_busy(cfg):\n    return _original(cfg) - 1\n"),
-    ("write_depth(VEC)", "how far a VEC's first write may trail earlier writes",
-     "def write_depth(cfg, op):\n    return _original(cfg, op) - (op == Op.VEC)\n"),
-    ("write_depth(FILL)", "how far a FILL's first write may trail earlier writes",
-     "def write_depth(cfg, op):\n    return _original(cfg, op) - (op == Op.FILL)\n"),
-    ("write_depth(POOL)", "how far a POOL's first write may trail earlier writes",
-     "def write_depth(cfg, op):\n    return _original(cfg, op) - (op == Op.POOL)\n"),
+    ("write_depth(VEC)", "earlier activation writes, before a VEC's first write lands", "+1",
+     "def write_depth(cfg, op):\n    return _original(cfg, op) + (op == Op.VEC)\n"),
+    ("write_depth(FILL)", "earlier activation writes, before a FILL's first write lands", "+1",
+     "def write_depth(cfg, op):\n    return _original(cfg, op) + (op == Op.FILL)\n"),
 ]
+
+#: Constants that no mutation can show, and why.
+CANNOT_BIND = {
+    "write_depth(POOL)": "a POOL reads activations, so it also waits for act_settled itself, "
+                         "which is later than act_settled - write_depth(POOL)",
+}
 
 #: The tests run against each mutation, in this order, up to the first that fails: the directed
 #: hazard programs, then random programs, each on a core with the window unit, one with the
@@ -66,7 +73,8 @@ def function_name(constant):
 
 
 def mutated_copy(constant, body, into):
-    """The tracked files of the working tree in ``into``, with ``constant`` one cycle short."""
+    """The tracked files of the working tree in ``into``, with ``constant``'s wait one cycle
+    short."""
     files = subprocess.run(["git", "ls-files", "-z"], cwd=REPO, check=True,
                            capture_output=True).stdout.decode().split("\0")
     for name in filter(None, files):
@@ -80,7 +88,7 @@ def mutated_copy(constant, body, into):
     name = function_name(constant)
     if f"\ndef {name}(" not in text:
         raise SystemExit(f"rtl/isa.py has no function {name}")
-    isa.write_text(text + f"\n\n# timing_tightness: {constant} one cycle short\n"
+    isa.write_text(text + f"\n\n# timing_tightness: {constant}'s wait one cycle short\n"
                    f"_original = {name}\n\n\n{body}")
 
 
@@ -115,31 +123,33 @@ def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--only", action="append", metavar="CONSTANT",
                         help="mutate only this constant (repeatable): "
-                             + ", ".join(c for c, _, _ in MUTATIONS))
+                             + ", ".join(c for c, *_ in MUTATIONS))
     parser.add_argument("--tests", nargs="+", default=DEFAULT_TESTS,
                         help="pytest node ids to run against each mutation")
     parser.add_argument("--seed", type=int, default=1, help="the tests' seed (default 1)")
     parser.add_argument("--json", metavar="FILE", help="write the table to this JSON file")
     args = parser.parse_args()
     chosen = [m for m in MUTATIONS if not args.only or m[0] in args.only]
-    unknown = set(args.only or ()) - {c for c, _, _ in MUTATIONS}
+    unknown = set(args.only or ()) - {c for c, *_ in MUTATIONS}
     if unknown:
         parser.error(f"unknown constant(s) {sorted(unknown)}; "
-                     f"choose from {[c for c, _, _ in MUTATIONS]}")
+                     f"choose from {[c for c, *_ in MUTATIONS]}")
     rows = []
     print(f"{'constant':<18} {'mutated':<8} {'caught by':<58} how")
-    for constant, meaning, body in chosen:
+    for constant, meaning, change, body in chosen:
         with tempfile.TemporaryDirectory(prefix="tightness-") as tmp:
             mutated_copy(constant, body, Path(tmp))
             caught, test, how, excerpt = run_tests(Path(tmp), args.tests, args.seed)
-        rows.append(dict(constant=constant, shortens=meaning, mutated="-1", caught=caught,
+        rows.append(dict(constant=constant, shortens=meaning, mutated=change, caught=caught,
                          test=test, how=how, excerpt=excerpt))
-        print(f"{constant:<18} {'-1':<8} {test or '-':<58} {how}", flush=True)
+        print(f"{constant:<18} {change:<8} {test or '-':<58} {how}", flush=True)
         if excerpt:
             print(f"{'':<28}{excerpt}", flush=True)
     missed = [r["constant"] for r in rows if not r["caught"]]
     print(f"\n{len(rows) - len(missed)} of {len(rows)} mutations caught"
           + (f"; not caught: {', '.join(missed)}" if missed else ""))
+    for constant, why in CANNOT_BIND.items():
+        print(f"{constant}: never binds ({why})")
     if args.json:
         Path(args.json).write_text(json.dumps(dict(seed=args.seed, tests=args.tests, rows=rows),
                                               indent=2))

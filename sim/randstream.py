@@ -16,11 +16,13 @@ import collections
 import numpy as np
 
 from rtl import isa
+from rtl.config import CoreConfig
 
 from .model import INTERLOCKS, CoreState, run
 from .randprog import INT32_MAX, random_int8
 
-__all__ = ["random_stream", "random_images", "Coverage", "MAX_CYCLES", "FEATURES"]
+__all__ = ["random_stream", "random_images", "Coverage", "MAX_CYCLES", "FEATURES",
+           "stream_cores"]
 
 Op, W = isa.Op, isa.Window
 
@@ -39,6 +41,19 @@ FEATURES = (
     "an accumulator range ending at the last row",
     "a program that fills the program SRAM",
 )
+
+
+def stream_cores(fast_timing):
+    """The small cores the streams run on, so that every SRAM reads back in a few dozen host
+    reads: one without the window unit and with lane groups (C = 2R), one with it, LUT lanes
+    and ``fast_timing`` (the ULX3S core's pipeline options, from boards/catalog.py)."""
+    return {
+        "4x8v2": CoreConfig(rows=4, cols=8, vec_lanes=2, act_depth=16, wgt_depth=32,
+                            acc_depth=16, qparam_depth=4, prog_depth=32),
+        "4x4v2-fastpool": CoreConfig(rows=4, cols=4, vec_lanes=2, act_depth=16, wgt_depth=48,
+                                     acc_depth=16, qparam_depth=4, prog_depth=32, pool=True,
+                                     pool_line=8, vec_lut=True, **fast_timing),
+    }
 
 
 def _field_values(cfg, rng, op):

@@ -12,7 +12,7 @@ import pytest
 from boards.catalog import BOARDS
 from rtl.config import CoreConfig
 from rtl.core import LockstepCore
-from sim.randstream import Coverage
+from sim.randstream import Coverage, stream_cores
 from sim.runner import SIMULATORS, run_cocotb
 
 #: The pipeline of the ULX3S core (boards/catalog.py): the extra registers for a 100 MHz clock.
@@ -103,16 +103,7 @@ def test_host_port(shape, simulator, seed):
     run_core_bench(bench_config(*shape), simulator, seed, "host_port")
 
 
-#: Small cores for the random streams, so that every SRAM reads back in a few dozen host
-#: reads: one without the window unit and with lane groups (C = 2R), one with it and the
-#: ULX3S core's pipeline.
-STREAM_CORES = {
-    "4x8v2": CoreConfig(rows=4, cols=8, vec_lanes=2, act_depth=16, wgt_depth=32, acc_depth=16,
-                        qparam_depth=4, prog_depth=32),
-    "4x4v2-fastpool": CoreConfig(rows=4, cols=4, vec_lanes=2, act_depth=16, wgt_depth=48,
-                                 acc_depth=16, qparam_depth=4, prog_depth=32, pool=True,
-                                 pool_line=8, vec_lut=True, **FAST_CLOCK),
-}
+STREAM_CORES = stream_cores(FAST_CLOCK)
 #: Streams per core: 2,000 on Verilator in all; Icarus, ten or more times slower, runs fewer
 #: and checks them bit for bit without the coverage requirement.
 STREAMS_PER_CORE = {"verilator": 1000, "icarus": 60}
