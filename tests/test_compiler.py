@@ -72,6 +72,20 @@ def test_runtime_splits_and_pads_batches(seed):
     assert np.array_equal(run(compiled, floats).outputs, out.outputs)
 
 
+def test_networks_on_icarus(seed):
+    """The MLP and the CNN on Icarus too (the rest of this file's RTL runs are Verilator's):
+    batch 1, on the 8 x 8 core, bit for bit and cycle for cycle."""
+    rng = np.random.default_rng(seed)
+    cfg = big_core(8, 8)
+    for model in (random_mlp(rng), random_cnn(rng)):
+        compiled = compile_model(model, cfg, batch=1)
+        x = rng.integers(-128, 128, (1, *model.input_shape)).astype(np.int8)
+        rtl = run(compiled, x, backend="sim", simulator="icarus")
+        what = f"{model.name} on Icarus, seed {seed}"
+        assert np.array_equal(rtl.outputs, model.reference(x)), what
+        assert rtl.measured_cycles == [compiled.predicted_cycles], what
+
+
 @pytest.mark.parametrize("rows, cols", [(8, 8), (4, 16), (16, 4)])
 def test_networks_on_the_rtl(rows, cols, seed):
     """MLP and CNN, batch 1 and 2: RTL bits == golden bits == reference; cycles equal."""
