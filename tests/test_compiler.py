@@ -86,7 +86,7 @@ def test_networks_on_icarus(seed):
         assert rtl.measured_cycles == [compiled.predicted_cycles], what
 
 
-@pytest.mark.parametrize("rows, cols", [(8, 8), (4, 16), (16, 4)])
+@pytest.mark.parametrize("rows, cols", [(8, 8), (4, 16)])
 def test_networks_on_the_rtl(rows, cols, seed):
     """MLP and CNN, batch 1 and 2: RTL bits == golden bits == reference; cycles equal."""
     rng = np.random.default_rng(seed)

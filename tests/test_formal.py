@@ -19,7 +19,7 @@ SMALL_POOL = CoreConfig(rows=2, cols=2, act_depth=4, acc_depth=6, wgt_depth=6, q
                         prog_depth=6, pool=True, pool_line=4)
 
 #: Depths: enough cycles for the shortest paths into every property, within CI's time.
-SEQUENCER_DEPTH = 30
+SEQUENCER_DEPTH = 24
 FRAME_DEPTH = 24
 ACC_DEPTH = 16
 

@@ -26,4 +26,4 @@ def test_icebreaker_netlist(seed, tmp_path):
     run_netlist(
         netlist, test_module=LINK_BENCH, testcase=["compiled_network", "gemm_programs"],
         extra_env=link_bench_env(board.core, seed, board.uart_divisor, network=(64, 32, 10),
-                                 programs=2, startup_cycles=STARTUP_CYCLES))
+                                 programs=1, startup_cycles=STARTUP_CYCLES))
