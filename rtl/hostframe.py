@@ -66,9 +66,9 @@ class FrameEngine(wiring.Component):
     Behaviour (the rules are in rtl/hostlink_protocol.py): bytes are dropped until a SYNC; the
     frame's bytes go through the CRC as they arrive and a WRITE payload is kept in a
     ``MAX_WORDS`` x 32-bit memory; only when the CRC bytes are in are CRC, CMD, LEN and ADDR
-    checked, and only a request that passes every check touches the bus (proved for frames up
-    to 3 words: tests/test_formal.py). While a request is executed and answered, received
-    bytes are dropped.
+    checked, and only a request that passes every check touches the bus (for a bad CRC,
+    proved on frames of up to one word: tests/test_formal.py). While a request is executed
+    and answered, received bytes are dropped.
 
     Timing
     ------
