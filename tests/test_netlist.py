@@ -5,9 +5,8 @@ SRAMs, outputs and cycle counts bit for bit (sim/netlist.py has the cell models)
 
 Only a netlist simulation catches a synthesis tool that is wrong: this one found Yosys'
 ``synth_ice40 -dsp`` rewriting the array's SB_MAC16s (docs/benchmarks.md). Verilator only: the
-netlist is 3,500 LUTs and 2,500 flip-flops of cells, and the random programs' first upload
-through the pins (the whole image, every row of the 16,384-row weight SRAM) is 6.4 million
-clock cycles.
+netlist is 3,500 LUTs and 2,500 flip-flops of cells, and even with only the weight rows a
+program reads sent through the pins, a first run is about a million clock cycles.
 """
 
 from boards.build import synthesize
