@@ -14,7 +14,6 @@ from .core import LockstepCore
 from .hostbus import HostBusSignature
 from .hostframe import FrameEngine, crc16_step
 from .hostlink_protocol import BITS_PER_BYTE, DEFAULT_TIMEOUT_BITS
-from .hostmap import HostMap
 from .uart import UARTRx, UARTTx, check_divisor
 
 __all__ = ["HostLink", "LinkedCore", "crc16_step"]
@@ -65,7 +64,6 @@ class HostLink(wiring.Component):
 
     def __init__(self, cfg, divisor, timeout_bits=DEFAULT_TIMEOUT_BITS):
         self.cfg = cfg
-        self.map = HostMap(cfg)
         self.divisor = check_divisor(divisor)
         self.timeout_bits = _check_timeout_bits(timeout_bits)
         super().__init__({
