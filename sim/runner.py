@@ -79,6 +79,12 @@ def _prepare_simulator(simulator):
         flags = os.environ.get("MAKEFLAGS", "")
         if "CFG_CXXFLAGS_PCH_I" not in flags:
             os.environ["MAKEFLAGS"] = (flags + " CFG_CXXFLAGS_PCH_I=-include").strip()
+        # Every build compiles the same Verilator runtime (verilated*.cpp: about half of a small
+        # core's build). ccache, where installed (scripts/install.sh installs it), compiles it
+        # once, and reuses a model whose Verilog an rtl/ edit left unchanged.
+        if "OBJCACHE" not in os.environ["MAKEFLAGS"] + os.environ.get("OBJCACHE", ""):
+            if shutil.which("ccache"):
+                os.environ["MAKEFLAGS"] += " OBJCACHE=ccache"
     elif simulator == "icarus":
         if not shutil.which("iverilog") or not shutil.which("vvp"):
             raise SimulatorMissing(
