@@ -86,6 +86,19 @@ def test_networks_on_icarus(seed):
         assert rtl.measured_cycles == [compiled.predicted_cycles], what
 
 
+def test_network_on_the_ulx3s_core_on_icarus(seed):
+    """The MLP on the ULX3S's exact core on Icarus (MULT18X18D model, LUT lanes, the board's
+    SRAMs), bit for bit and cycle for cycle; tests/test_mlperf.py runs KWS on it on Verilator."""
+    from boards.catalog import get_board
+    rng = np.random.default_rng(seed)
+    model = random_mlp(rng)
+    compiled = compile_model(model, get_board("ulx3s-85f").core, batch=1)
+    x = rng.integers(-128, 128, (1, *model.input_shape)).astype(np.int8)
+    rtl = run(compiled, x, backend="sim", simulator="icarus")
+    assert np.array_equal(rtl.outputs, model.reference(x)), f"seed {seed}"
+    assert rtl.measured_cycles == [compiled.predicted_cycles], f"seed {seed}"
+
+
 @pytest.mark.parametrize("rows, cols", [(8, 8), (4, 16)])
 def test_networks_on_the_rtl(rows, cols, seed):
     """MLP and CNN, batch 1 and 2: RTL bits == golden bits == reference; cycles equal."""
