@@ -20,9 +20,9 @@ import time
 from pathlib import Path
 
 from boards.catalog import BOARDS
-from rtl.core import LockstepCore
 from sim.randstream import Coverage, stream_cores
-from sim.runner import SIMULATORS, SimulationFailed, run_cocotb
+from sim.rtlsim import run_core_bench
+from sim.runner import SIMULATORS, SimulationFailed
 
 CORES = stream_cores(BOARDS["ulx3s-85f"].core.timing)
 
@@ -31,12 +31,8 @@ def soak(cfg, simulator, seed, count, report):
     """None if ``count`` streams under ``seed`` matched the model, else the failure's first
     line."""
     try:
-        run_cocotb(lambda: LockstepCore(cfg), key=f"core-{cfg.name}", toplevel="lockstep_core",
-                   test_module="sim.benches.core_bench", testcase="random_streams",
-                   simulator=simulator,
-                   extra_env={"LOCKSTEP_CONFIG": json.dumps(cfg.to_dict()),
-                              "LOCKSTEP_SEED": seed, "LOCKSTEP_PROGRAMS": count,
-                              "LOCKSTEP_REPORT": report})
+        run_core_bench(cfg, simulator, seed, "random_streams", LOCKSTEP_PROGRAMS=count,
+                       LOCKSTEP_REPORT=report)
     except SimulationFailed as exc:
         lines = [ln.strip() for ln in str(exc).splitlines() if "Error" in ln] or [str(exc)]
         return lines[0][:300]

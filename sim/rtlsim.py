@@ -19,7 +19,8 @@ from rtl.isa import Error
 from .model import CoreState
 from .runner import run_cocotb
 
-__all__ = ["RtlResult", "run_on_rtl", "run_many_on_rtl", "save_state", "load_state"]
+__all__ = ["RtlResult", "run_on_rtl", "run_many_on_rtl", "run_core_bench", "save_state",
+           "load_state"]
 
 _IMAGES = ("prog", "act", "wgt", "acc", "bias", "mult", "shift")
 
@@ -109,3 +110,15 @@ def run_many_on_rtl(states, simulator=None, waves=None, progress=None):
 def run_on_rtl(state, simulator=None, waves=None, progress=None):
     """Run one ``state`` (a :class:`CoreState` with its program loaded) on the RTL core."""
     return run_many_on_rtl([state], simulator=simulator, waves=waves, progress=progress)[0]
+
+
+def run_core_bench(cfg, simulator, seed, testcase, **env):
+    """Run cocotb test ``testcase`` of sim/benches/core_bench.py (random_programs,
+    random_streams, bad_programs, hazards, host_port, weights_cleared_at_start) on the core
+    ``cfg`` with ``seed``; ``env``: the bench's settings (LOCKSTEP_PROGRAMS, LOCKSTEP_REPORT).
+    Raises sim.runner.SimulationFailed if it fails."""
+    from rtl.core import LockstepCore
+    run_cocotb(
+        lambda: LockstepCore(cfg), key=f"core-{cfg.name}", toplevel="lockstep_core",
+        test_module="sim.benches.core_bench", testcase=testcase, simulator=simulator,
+        extra_env={"LOCKSTEP_CONFIG": json.dumps(cfg.to_dict()), "LOCKSTEP_SEED": seed, **env})

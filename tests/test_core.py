@@ -11,9 +11,9 @@ import pytest
 
 from boards.catalog import BOARDS
 from rtl.config import CoreConfig
-from rtl.core import LockstepCore
 from sim.randstream import Coverage, stream_cores
-from sim.runner import SIMULATORS, run_cocotb
+from sim.rtlsim import run_core_bench
+from sim.runner import SIMULATORS
 
 #: The pipeline of the ULX3S core (boards/catalog.py): the extra registers for a 100 MHz clock.
 FAST_CLOCK = BOARDS["ulx3s-85f"].core.timing
@@ -59,13 +59,6 @@ def bench_config(rows, cols, vec_lanes=None, vec_mult_cycles=1, pipeline=None):
     return CoreConfig(rows=rows, cols=cols, act_depth=1024 // row_bytes, wgt_depth=160,
                       acc_depth=48, qparam_depth=6, prog_depth=64, vec_lanes=vec_lanes,
                       vec_mult_cycles=vec_mult_cycles, **(pipeline or {}))
-
-
-def run_core_bench(cfg, simulator, seed, testcase, **env):
-    run_cocotb(
-        lambda: LockstepCore(cfg), key=f"core-{cfg.name}", toplevel="lockstep_core",
-        test_module="sim.benches.core_bench", testcase=testcase, simulator=simulator,
-        extra_env={"LOCKSTEP_CONFIG": json.dumps(cfg.to_dict()), "LOCKSTEP_SEED": seed, **env})
 
 
 #: The ULX3S core's shape runs on Verilator only: Icarus takes minutes a program on its
