@@ -315,6 +315,9 @@ async def setup(dut, p, rng):
     Clock(dut.clk, PERIOD_NS, unit="ns").start()
     driver = Driver(dut, p, rng)
     driver.idle()
+    # Driven low: an undriven input is Z, which Icarus carries into the weight registers.
+    # (The core pulses it at START; tests/test_core.py checks what it clears.)
+    dut.clear.value = 0
     dut.rst.value = 1
     for _ in range(3):
         await RisingEdge(dut.clk)
