@@ -61,9 +61,8 @@ def bench_config(rows, cols, vec_lanes=None, vec_mult_cycles=1, pipeline=None):
                       vec_mult_cycles=vec_mult_cycles, **(pipeline or {}))
 
 
-#: The ULX3S core's shape runs on Verilator only: Icarus takes minutes a program on its
-#: logic-built multipliers. Icarus runs the window unit on the 8 x 8 shapes, and the
-#: logic-built vector lanes in tests/test_vector.py.
+#: The ULX3S core's shape runs on Verilator only: Icarus runs the ULX3S's exact core, with the
+#: same units and pipeline (test_ulx3s_board_core), and the window unit on the 8 x 8 shapes.
 VERILATOR_ONLY = {id(FAST_POOL)}
 CASES = [pytest.param(shape, simulator, id=f"{simulator}-{shape_id(shape)}")
          for simulator in SIMULATORS for shape in SHAPES
