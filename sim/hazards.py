@@ -15,7 +15,11 @@ from .randstream import random_images
 __all__ = ["hazard_cases"]
 
 Op, W = isa.Op, isa.Window
-SATURATING = "VEC whose doubling high multiply saturates (acc + bias == mult == INT32_MIN)"
+
+
+def _saturating(state):
+    """Accumulator row 0 and parameter row 0 such that acc + bias == mult == INT32_MIN."""
+    state.acc[0], state.bias[0], state.mult[0] = INT32_MIN, 0, INT32_MIN
 
 
 def hazard_cases(cfg, rng):
@@ -53,7 +57,8 @@ def hazard_cases(cfg, rng):
         "VEC -> HALT (vec_settle)": [load0, matmul(2, swap=1), vec(2)],
         # Not an interlock: the one input of the doubling high multiply that saturates
         # (acc + bias == multiplier == INT32_MIN), which the coverage report found untaken.
-        SATURATING: [vec(1)],
+        "VEC whose doubling high multiply saturates (acc + bias == mult == INT32_MIN)":
+            ([vec(1)], _saturating),
     }
     if cfg.pool:
         dw_tile = 3 % max(1, (cfg.wgt_depth - 9) // cfg.rows + 1)
@@ -86,15 +91,17 @@ def hazard_cases(cfg, rng):
             isa.encode(Op.SETW, kind=W.ADD, kh=1, kw=1, line=1, aux=z, aux_pattern=0,
                        zp_a=int(rng.integers(-128, 128)), zp_b=int(rng.integers(-128, 128))),
             isa.encode(Op.POOL, act_addr=x, out_addr=z + half * p, m=2 * half + 8, q_addr=0)]
+    # A case is its instructions, or (instructions, a function that sets up its SRAM images).
     out = []
-    for name, body in cases.items():
+    for name, case in cases.items():
+        body, prepare = case if isinstance(case, tuple) else (case, None)
         program = [rows_pattern, *body, isa.encode(Op.HALT)]
         for word in program:
             error = isa.check(word, cfg)
             assert not error, f"hazard case {name!r}: {isa.decode(word)} is {error.name}"
         state = random_images(cfg, rng)
-        if name == SATURATING:
-            state.acc[0], state.bias[0], state.mult[0] = INT32_MIN, 0, INT32_MIN
+        if prepare is not None:
+            prepare(state)
         state.load_program(program)
         out.append((name, state))
     return out
