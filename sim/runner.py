@@ -174,7 +174,7 @@ def _write_new(path, text):
 #: each process as an ``always @*`` block of case statements (``proc -nomux``), which Icarus
 #: runs again whole whenever any of its inputs changes. Lowered to multiplexers and
 #: assignments (full ``proc``; ``pmuxtree``, because ``write_verilog`` makes a function of each
-#: ``$pmux``, slower still), the same logic simulates about 1.5 times faster (docs/benchmarks.md,
+#: ``$pmux``, slower still), the same logic runs 3 to 4 times faster (docs/benchmarks.md,
 #: simulation speed). The two simulators thus also read two renderings of one design, each
 #: checked against the golden model. (YoWASP's Yosys: Amaranth's builtin one has no pmuxtree.)
 ICARUS_YOSYS_PASSES = ("proc -norom", "memory_collect", "pmuxtree", "opt_clean")
