@@ -72,31 +72,22 @@ def test_runtime_splits_and_pads_batches(seed):
     assert np.array_equal(run(compiled, floats).outputs, out.outputs)
 
 
-def test_networks_on_icarus(seed):
-    """The MLP and the CNN on Icarus too (the rest of this file's RTL runs are Verilator's):
-    batch 1, on the 8 x 8 core, bit for bit and cycle for cycle."""
-    rng = np.random.default_rng(seed)
-    cfg = big_core(8, 8)
-    for model in (random_mlp(rng), random_cnn(rng)):
-        compiled = compile_model(model, cfg, batch=1)
-        x = rng.integers(-128, 128, (1, *model.input_shape)).astype(np.int8)
-        rtl = run(compiled, x, backend="sim", simulator="icarus")
-        what = f"{model.name} on Icarus, seed {seed}"
-        assert np.array_equal(rtl.outputs, model.reference(x)), what
-        assert rtl.measured_cycles == [compiled.predicted_cycles], what
-
-
-def test_network_on_the_ulx3s_core_on_icarus(seed):
-    """The MLP on the ULX3S's exact core on Icarus (MULT18X18D model, LUT lanes, the board's
-    SRAMs), bit for bit and cycle for cycle; tests/test_mlperf.py runs KWS on it on Verilator."""
+@pytest.mark.parametrize("core, kind", [("8x8", "mlp"), ("8x8", "cnn"), ("ulx3s-85f", "mlp")])
+def test_networks_on_icarus(core, kind, seed):
+    """Compiled networks on Icarus too (the rest of this file's RTL runs are Verilator's), batch
+    1, bit for bit and cycle for cycle: the MLP and the CNN on the 8 x 8 core, and the MLP on
+    the ULX3S's exact core (MULT18X18D model, LUT lanes, the board's SRAMs; tests/test_mlperf.py
+    runs KWS on it on Verilator)."""
     from boards.catalog import get_board
     rng = np.random.default_rng(seed)
-    model = random_mlp(rng)
-    compiled = compile_model(model, get_board("ulx3s-85f").core, batch=1)
+    cfg = big_core(8, 8) if core == "8x8" else get_board(core).core
+    model = random_mlp(rng) if kind == "mlp" else random_cnn(rng)
+    compiled = compile_model(model, cfg, batch=1)
     x = rng.integers(-128, 128, (1, *model.input_shape)).astype(np.int8)
     rtl = run(compiled, x, backend="sim", simulator="icarus")
-    assert np.array_equal(rtl.outputs, model.reference(x)), f"seed {seed}"
-    assert rtl.measured_cycles == [compiled.predicted_cycles], f"seed {seed}"
+    what = f"{model.name} on the {core} core on Icarus, seed {seed}"
+    assert np.array_equal(rtl.outputs, model.reference(x)), what
+    assert rtl.measured_cycles == [compiled.predicted_cycles], what
 
 
 @pytest.mark.parametrize("rows, cols", [(8, 8), (4, 16)])
