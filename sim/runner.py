@@ -84,9 +84,10 @@ def _prepare_simulator(simulator):
         # Every build compiles the same Verilator runtime (verilated*.cpp: about half of a small
         # core's build). ccache, where installed (scripts/install.sh installs it), compiles it
         # once, and reuses a model whose Verilog an rtl/ edit left unchanged.
-        if "OBJCACHE" not in os.environ["MAKEFLAGS"] + os.environ.get("OBJCACHE", ""):
-            if shutil.which("ccache"):
-                os.environ["MAKEFLAGS"] += " OBJCACHE=ccache"
+        # A user's own OBJCACHE (in the environment or MAKEFLAGS) stays.
+        if ("OBJCACHE" not in os.environ and "OBJCACHE=" not in os.environ["MAKEFLAGS"]
+                and shutil.which("ccache")):
+            os.environ["MAKEFLAGS"] += " OBJCACHE=ccache"
     elif simulator == "icarus":
         if not shutil.which("iverilog") or not shutil.which("vvp"):
             raise SimulatorMissing(
